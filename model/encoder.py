@@ -1,0 +1,148 @@
+"""The batch API over the frozen encoders: posts in, features and a modality mask out.
+
+A post is text (or None) and image bytes (or None). The result holds one text and one
+image feature row per post, zeros where the modality is absent, and a boolean mask
+``(B, 2)`` whose columns are ``TEXT`` and ``IMAGE`` that says which rows are real. An image
+that fails to decode makes that post text-only; its reason is in ``image_status``.
+A post with neither text nor a usable image is an error, unless ``strict=False``, in
+which case it is reported in ``empty`` and the caller decides.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .backbones import ImageBackbone, TextBackbone, image_backbone, text_backbone
+from .preprocessing import ImageDecodeError
+
+TEXT, IMAGE = 0, 1
+
+
+@dataclass(frozen=True)
+class PostInput:
+    """What the model sees of a post."""
+
+    text: str | None = None
+    image: bytes | torch.Tensor | None = None
+    """Encoded image bytes, or an already decoded uint8 (3, H, W) tensor."""
+
+
+@dataclass
+class EncodedBatch:
+    text: torch.Tensor  # (B, text_dim) float32
+    image: torch.Tensor  # (B, image_dim) float32
+    mask: torch.Tensor  # (B, 2) bool: [has_text, has_image]
+    image_status: list[str]  # "ok", "absent" or "error:<reason>" per post
+
+    def __len__(self) -> int:
+        return self.mask.shape[0]
+
+
+class EmptyPostError(ValueError):
+    """A post had neither text nor a usable image."""
+
+
+def pick_device(device: str | torch.device | None = None) -> torch.device:
+    if device is not None:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+class Encoder:
+    """Frozen image + text encoders behind one batch call."""
+
+    def __init__(
+        self,
+        image: str | ImageBackbone = "efficientnet-lite0",
+        text: str | TextBackbone = "all-minilm-l6-v2",
+        device: str | torch.device | None = None,
+    ) -> None:
+        self.image_backbone = image_backbone(image) if isinstance(image, str) else image
+        self.text_backbone = text_backbone(text) if isinstance(text, str) else text
+        self.device = pick_device(device)
+        self._image_net: torch.nn.Module | None = None
+        self._text_fn = None
+
+    @property
+    def version(self) -> str:
+        """Identifies the features: keys the feature cache, travels with predictions."""
+        return f"{self.image_backbone.version}+{self.text_backbone.version}"
+
+    @property
+    def transform(self):
+        return self.image_backbone.transform
+
+    # -- the two encoders, loaded on first use -------------------------------------------
+    def _image_model(self) -> torch.nn.Module:
+        if self._image_net is None:
+            net = self.image_backbone.build().eval().to(self.device)
+            self._image_net = net.to(memory_format=torch.channels_last)
+        return self._image_net
+
+    def encode_texts(self, texts: list[str], batch_size: int = 64) -> torch.Tensor:
+        """(N, text_dim) features on the CPU."""
+        if not texts:
+            return torch.zeros(0, self.text_backbone.dim)
+        if self._text_fn is None:
+            self._text_fn = self.text_backbone.build(self.device)
+        cut = [t[: self.text_backbone.max_chars] for t in texts]
+        with torch.inference_mode():
+            return self._text_fn(cut, batch_size).cpu()
+
+    def encode_images(self, images: list[torch.Tensor], batch_size: int = 32) -> torch.Tensor:
+        """Decoded uint8 (3, H, W) tensors -> (N, image_dim) features on the CPU."""
+        if not images:
+            return torch.zeros(0, self.image_backbone.dim)
+        net = self._image_model()
+        cuda = self.device.type == "cuda"
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(images), batch_size):
+                chunk = torch.stack(images[start : start + batch_size])
+                if cuda:
+                    chunk = chunk.pin_memory().to(self.device, non_blocking=True)
+                x = self.transform.normalise(chunk)
+                with torch.autocast(self.device.type, dtype=torch.float16, enabled=cuda):
+                    out.append(net(x).float().cpu())
+        return torch.cat(out)
+
+    def decode(self, data: bytes) -> torch.Tensor:
+        """Image bytes -> uint8 tensor; raises ImageDecodeError."""
+        return self.transform.decode(data)
+
+    # -- the batch API -------------------------------------------------------------------
+    def encode(self, posts: list[PostInput], strict: bool = True) -> EncodedBatch:
+        n = len(posts)
+        mask = torch.zeros(n, 2, dtype=torch.bool)
+        status: list[str] = []
+        decoded: dict[int, torch.Tensor] = {}
+        for i, post in enumerate(posts):
+            if post.image is None:
+                status.append("absent")
+                continue
+            try:
+                img = post.image if isinstance(post.image, torch.Tensor) else self.decode(post.image)
+                decoded[i] = img
+                status.append("ok")
+            except ImageDecodeError as exc:
+                status.append(f"error:{exc.reason}")
+        texts = {i: p.text for i, p in enumerate(posts) if p.text is not None and p.text.strip()}
+        empty = [i for i in range(n) if i not in texts and i not in decoded]
+        if empty and strict:
+            raise EmptyPostError(
+                f"posts at positions {empty} have neither text nor a usable image "
+                f"(image status: {[status[i] for i in empty]})"
+            )
+        text_feats = torch.zeros(n, self.text_backbone.dim)
+        image_feats = torch.zeros(n, self.image_backbone.dim)
+        if texts:
+            idx = list(texts)
+            text_feats[idx] = self.encode_texts([texts[i] for i in idx])
+            mask[idx, TEXT] = True
+        if decoded:
+            idx = list(decoded)
+            image_feats[idx] = self.encode_images([decoded[i] for i in idx])
+            mask[idx, IMAGE] = True
+        return EncodedBatch(text_feats, image_feats, mask, status)
