@@ -1,0 +1,45 @@
+# The two commands: `make demo` and `make test`. Both build .venv on first use.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: demo test lint install bench eval paper train clean
+
+install: $(STAMP)
+
+# torch is installed first and pinned (2.13.0): a range would pull a CUDA build (DEVELOPERS.md).
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11)"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet "torch==2.13.0"
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/emostream demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+test: $(STAMP) lint
+	$(BIN)/pytest -q -ra
+
+bench: $(STAMP)
+	$(BIN)/python bench/encoders.py
+
+eval: $(STAMP)
+	$(BIN)/emostream eval
+
+paper: $(STAMP)
+	$(BIN)/emostream eval --paper
+
+train: $(STAMP)
+	$(BIN)/emostream train
+
+clean:
+	rm -rf $(VENV) .cache .pytest_cache .ruff_cache

@@ -1,0 +1,82 @@
+"""The served classifier: posts in, emotion and sentiment predictions out.
+
+    clf = EmotionClassifier()                      # shipped common-space weights
+    [p] = clf.classify([PostInput(text="what a day", image=jpeg_bytes)])
+    p.label, p.emotions["joy"], p.sentiment, p.modalities, p.model_version
+
+Every prediction says which modalities it used and carries the model version. A post
+whose image cannot be decoded is classified on its text (``image_status`` says why).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+
+from .encoder import IMAGE, TEXT, EncodedBatch, Encoder, PostInput, pick_device
+from .labels import EMOTIONS, SENTIMENTS
+from .weights import Weights
+
+
+@dataclass(frozen=True)
+class Prediction:
+    label: str
+    """The most probable emotion."""
+    emotions: dict[str, float]
+    sentiment: str
+    sentiments: dict[str, float]
+    modalities: tuple[str, ...]
+    """What the prediction used: ("text",), ("image",) or ("text", "image")."""
+    image_status: str
+    model_version: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class EmotionClassifier:
+    def __init__(self, weights: Weights = Weights.DEFAULT, device=None) -> None:
+        self.device = pick_device(device)
+        self.model, self.card = weights.load(self.device)
+        self.version: str = self.card["version"]
+        enc = self.card["encoders"]
+        self.encoder = Encoder(enc["image"], enc["text"], self.device)
+        if self.encoder.version != enc["version"]:
+            raise RuntimeError(
+                f"weights were trained on encoders {enc['version']}, "
+                f"but this install provides {self.encoder.version}"
+            )
+
+    def classify(self, posts: list[PostInput], strict: bool = True) -> list[Prediction]:
+        """One forward pass for the batch. ``strict``: a post with neither modality raises."""
+        return self.predict_encoded(self.encoder.encode(posts, strict=strict))
+
+    @torch.inference_mode()
+    def predict_encoded(self, batch: EncodedBatch) -> list[Prediction | None]:
+        """Predictions for an encoded batch; None for a post with no modality at all."""
+        dev = self.device
+        out = self.model(batch.text.to(dev), batch.image.to(dev), batch.mask.to(dev))
+        emo = out.logits["emotion"].float().softmax(-1).cpu()
+        sen = out.logits["sentiment"].float().softmax(-1).cpu()
+        preds: list[Prediction | None] = []
+        for i in range(len(batch)):
+            m = batch.mask[i]
+            if not m.any():
+                preds.append(None)
+                continue
+            mods = tuple(n for n, j in (("text", TEXT), ("image", IMAGE)) if m[j])
+            preds.append(
+                Prediction(
+                    label=EMOTIONS[int(emo[i].argmax())],
+                    emotions={e: round(float(p), 5) for e, p in zip(EMOTIONS, emo[i], strict=True)},
+                    sentiment=SENTIMENTS[int(sen[i].argmax())],
+                    sentiments={
+                        s: round(float(p), 5) for s, p in zip(SENTIMENTS, sen[i], strict=True)
+                    },
+                    modalities=mods,
+                    image_status=batch.image_status[i],
+                    model_version=self.version,
+                )
+            )
+        return preds

@@ -1,0 +1,215 @@
+"""The ``emostream`` command.
+
+    emostream train              train the served common-space model on every dataset
+    emostream eval               test metrics of the shipped model (JSON, Markdown, PNG)
+    emostream eval --paper       the paper's tables: every model x dataset, missing modality
+    emostream classify ...       classify posts given on the command line or as JSONL
+    emostream demo               classify the bundled sample posts, print a table
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+REPORTS = Path(__file__).resolve().parent / "reports"
+SAMPLE = Path(__file__).resolve().parent / "sample"
+
+
+def _cache(args):
+    from .encoder import Encoder
+    from .feature_cache import FeatureCache
+
+    return FeatureCache(Encoder(device=args.device), args.cache_dir)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", type=Path, default=None,
+                   help="folder of the datasets (default: $EMOSTREAM_DATA_DIR or ../shared/data)")
+    p.add_argument("--cache-dir", type=Path, default=None,
+                   help="feature cache (default: $EMOSTREAM_CACHE_DIR or .cache/features)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if present)")
+    p.add_argument("--datasets", nargs="+", default=None, help="a subset of the datasets")
+
+
+def cmd_train(args) -> int:
+    from .checkpoint import save_checkpoint
+    from .datasets import DATASETS
+    from .served import compact, evaluate_served, train_served, write_report
+    from .training import TrainConfig
+    from .weights import WEIGHTS_DIR, file_version
+
+    cache = _cache(args)
+    datasets = tuple(args.datasets or DATASETS)
+    cfg = TrainConfig(epochs=args.epochs, modality_dropout=args.modality_dropout,
+                      aux_weight=args.aux_weight, seed=args.seed)
+    model, info = train_served(cache, args.data_dir, datasets, cfg)
+    out = Path(args.out or WEIGHTS_DIR / "emostream-commonspace-v1.safetensors")
+    save_checkpoint(model, out, {"encoders": cache.encoder.version})
+    from .checkpoint import load_checkpoint
+
+    reloaded, _ = load_checkpoint(out)  # the card's metrics are those of the file as shipped
+    metrics = evaluate_served(reloaded, cache, args.data_dir, datasets, REPORTS / "served")
+    write_report(metrics, REPORTS / "served", "Served model, test splits")
+    from .labels import EMOTIONS, SENTIMENTS
+
+    card = {
+        "name": out.name.removesuffix(".safetensors"),
+        "version": file_version(out, "cs1"),
+        "kind": "commonspace",
+        "heads": {"emotion": list(EMOTIONS), "sentiment": list(SENTIMENTS)},
+        "encoders": {
+            "image": cache.encoder.image_backbone.name,
+            "text": cache.encoder.text_backbone.name,
+            "version": cache.encoder.version,
+        },
+        "training": info,
+        "metrics": compact(metrics),
+        "metrics_note": "test splits of ../shared/data; accuracy restricted to the classes "
+        "each dataset has; bootstrap 95% intervals (1000 resamples)",
+    }
+    card_path = out.with_name(out.name.removesuffix(".safetensors") + ".card.json")
+    card_path.write_text(json.dumps(card, indent=1) + "\n")
+    print((REPORTS / "served" / "served.md").read_text())
+    print(f"wrote {out} ({out.stat().st_size // 1024} KiB) and {card_path}; version {card['version']}")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from .datasets import DATASETS
+
+    cache = _cache(args)
+    datasets = tuple(args.datasets or DATASETS)
+    if args.paper:
+        from .fusion import KINDS
+        from .paper import run
+        from .training import TrainConfig
+
+        out = args.out or REPORTS / "paper"
+        run(args.data_dir, Path(out), cache, datasets, tuple(args.kinds or KINDS),
+            TrainConfig(seed=args.seed))
+        print((Path(out) / "paper.md").read_text())
+        return 0
+    from .checkpoint import load_checkpoint
+    from .served import evaluate_served, write_report
+    from .weights import Weights
+
+    path = args.checkpoint or Weights.DEFAULT.path
+    model, _ = load_checkpoint(path)
+    out = Path(args.out or REPORTS / "served")
+    metrics = evaluate_served(model, cache, args.data_dir, datasets, out)
+    write_report(metrics, out, f"{Path(path).name}, test splits")
+    print((out / "served.md").read_text())
+    return 0
+
+
+def _read_image(ref: str | None, base: Path) -> bytes | None:
+    if not ref:
+        return None
+    return (base / ref).read_bytes()
+
+
+def cmd_classify(args) -> int:
+    from .classifier import EmotionClassifier
+    from .encoder import PostInput
+
+    clf = EmotionClassifier(device=args.device)
+    if args.jsonl:
+        src = sys.stdin if args.jsonl == "-" else open(args.jsonl, encoding="utf-8")
+        base = Path(".") if args.jsonl == "-" else Path(args.jsonl).parent
+        records = [json.loads(line) for line in src if line.strip()]
+        posts = [PostInput(r.get("text"), _read_image(r.get("image"), base)) for r in records]
+    else:
+        if args.text is None and args.image is None:
+            print("error: give --text and/or --image, or --jsonl FILE", file=sys.stderr)
+            return 2
+        records = [{}]
+        image = Path(args.image).read_bytes() if args.image else None
+        posts = [PostInput(args.text, image)]
+    for rec, pred in zip(records, clf.classify(posts, strict=False), strict=True):
+        if pred is None:
+            out = {"id": rec.get("id"), "error": "post has neither text nor a usable image"}
+        else:
+            out = {"id": rec.get("id"), **pred.to_dict()} if rec else pred.to_dict()
+        print(json.dumps(out))
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from .classifier import EmotionClassifier
+    from .encoder import PostInput
+
+    records = [json.loads(x) for x in (SAMPLE / "posts.jsonl").read_text().splitlines() if x]
+    t0 = time.perf_counter()
+    clf = EmotionClassifier(device=args.device)
+    t_load = time.perf_counter() - t0
+    posts = [PostInput(r["text"], _read_image(r["image"], SAMPLE / "images")) for r in records]
+    t1 = time.perf_counter()
+    preds = clf.classify(posts, strict=False)
+    t_run = time.perf_counter() - t1
+    print(f"model {clf.version} on {clf.device}; loaded in {t_load:.1f}s\n")
+    print(f"{'id':<11} {'source/channel':<22} {'emotion':<9} {'p':>5}  {'sentiment':<9} "
+          f"{'used':<11} {'image':<18} text")
+    for r, p in zip(records, preds, strict=True):
+        text = (r["text"] or "")[:48]
+        where = f"{r['source']}/{r['channel']}"[:22]
+        print(f"{r['id']:<11} {where:<22} {p.label:<9} {p.emotions[p.label]:>5.2f}  "
+              f"{p.sentiment:<9} {'+'.join(p.modalities):<11} {p.image_status:<18} {text}")
+    counts = Counter(p.label for p in preds)
+    mix = Counter("+".join(p.modalities) for p in preds)
+    print("\nemotions: " + ", ".join(f"{k} {v}" for k, v in counts.most_common()))
+    print("modalities used: " + ", ".join(f"{k} {v}" for k, v in mix.most_common()))
+    print(f"{len(posts)} posts in one batch: {t_run:.2f}s ({len(posts) / t_run:.1f} posts/s)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="emostream", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train the served common-space model")
+    _common(p)
+    p.add_argument("--epochs", type=int, default=40)
+    p.add_argument("--modality-dropout", type=float, default=0.3)
+    p.add_argument("--aux-weight", type=float, default=0.5)
+    p.add_argument("--seed", type=int, default=20261124)
+    p.add_argument("--out", type=Path, default=None, help="weights file to write")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="evaluate on the test splits")
+    _common(p)
+    p.add_argument("--paper", action="store_true", help="train and compare every paper model")
+    p.add_argument("--kinds", nargs="+", default=None, help="with --paper: a subset of models")
+    p.add_argument("--checkpoint", type=Path, default=None, help="default: the shipped weights")
+    p.add_argument("--out", type=Path, default=None, help="report folder")
+    p.add_argument("--seed", type=int, default=20261124)
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("classify", help="classify posts")
+    p.add_argument("--text", default=None)
+    p.add_argument("--image", default=None, help="path of an image file")
+    p.add_argument("--jsonl", default=None,
+                   help='file of {"id", "text", "image"} lines (image: a path relative to it); '
+                   "- for stdin")
+    p.add_argument("--device", default=None)
+    p.set_defaults(func=cmd_classify)
+
+    p = sub.add_parser("demo", help="classify the bundled sample posts offline")
+    p.add_argument("--device", default=None)
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

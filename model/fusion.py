@@ -1,0 +1,183 @@
+"""The paper's six classifiers over frozen features, all mask-aware.
+
+Duong, Lebret & Aberer (2017) compare unimodal baselines with four ways to fuse an image
+vector and a text vector. Here every model takes ``(text, image, mask)`` where ``mask`` is
+``(B, 2)`` bool (``[has_text, has_image]``) and never reads a feature whose mask bit is off:
+a missing modality is handled by design, not by guessing a zero vector means "absent".
+
+=================  ===============================================================
+``text``           classifier on the text vector
+``image``          classifier on the image vector
+``early``          classifier on [text, image, mask] concatenated
+``late``           mean of the unimodal classifiers' probabilities over present modalities
+``joint``          image projected to the text dimension, max/mean pooled with the text
+                   vector over the present modalities, then the classifier
+``commonspace``    ``joint`` trained with the auxiliary ranking loss (``losses.py``)
+=================  ===============================================================
+
+A unimodal model given a post without its modality sees no evidence and answers with
+its learned bias (the class prior); evaluation marks such cells as not applicable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+
+from .encoder import IMAGE, TEXT
+
+KINDS = ("text", "image", "early", "late", "joint", "commonspace")
+
+
+@dataclass(frozen=True)
+class FusionConfig:
+    kind: str
+    text_dim: int = 384
+    image_dim: int = 1280
+    heads: dict[str, int] = field(default_factory=lambda: {"label": 2})
+    hidden: int = 256
+    dropout: float = 0.3
+    pool: str = "max"  # joint / commonspace: "max" or "mean"
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown model kind {self.kind!r}; known: {KINDS}")
+        if self.pool not in ("max", "mean"):
+            raise ValueError(f"pool must be 'max' or 'mean', not {self.pool!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class FusionOutput:
+    logits: dict[str, torch.Tensor]
+    """Per head, (B, C): softmax gives the prediction (log-probabilities for ``late``)."""
+    train_terms: list[tuple[dict[str, torch.Tensor], torch.Tensor]]
+    """(logits per head, rows they apply to) pairs that cross-entropy is taken over."""
+    text_vec: torch.Tensor | None = None
+    image_vec: torch.Tensor | None = None
+    """Common-space vectors (same dimension) for the ranking loss."""
+
+
+class Classifier(nn.Module):
+    """Dropout -> Linear -> GELU -> Dropout -> one Linear per head."""
+
+    def __init__(self, in_dim: int, hidden: int, heads: dict[str, int], dropout: float):
+        super().__init__()
+        self.trunk = nn.Sequential(
+            nn.Dropout(dropout), nn.Linear(in_dim, hidden), nn.GELU(), nn.Dropout(dropout)
+        )
+        self.heads = nn.ModuleDict({name: nn.Linear(hidden, n) for name, n in heads.items()})
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        h = self.trunk(x)
+        return {name: head(h) for name, head in self.heads.items()}
+
+
+class FusionModel(nn.Module):
+    """Base: holds the config; subclasses implement ``forward(text, image, mask)``."""
+
+    def __init__(self, config: FusionConfig) -> None:
+        super().__init__()
+        self.config = config
+
+    @staticmethod
+    def _masked(text, image, mask):
+        mt = mask[:, TEXT : TEXT + 1].to(text.dtype)
+        mi = mask[:, IMAGE : IMAGE + 1].to(image.dtype)
+        return text * mt, image * mi, mt, mi
+
+    def forward(self, text, image, mask) -> FusionOutput:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class Unimodal(FusionModel):
+    def __init__(self, config: FusionConfig) -> None:
+        super().__init__(config)
+        self.modality = TEXT if config.kind == "text" else IMAGE
+        dim = config.text_dim if self.modality == TEXT else config.image_dim
+        self.classifier = Classifier(dim, config.hidden, config.heads, config.dropout)
+
+    def forward(self, text, image, mask) -> FusionOutput:
+        t, v, _, _ = self._masked(text, image, mask)
+        logits = self.classifier(t if self.modality == TEXT else v)
+        return FusionOutput(logits, [(logits, mask[:, self.modality])])
+
+
+class EarlyFusion(FusionModel):
+    def __init__(self, config: FusionConfig) -> None:
+        super().__init__(config)
+        dim = config.text_dim + config.image_dim + 2
+        self.classifier = Classifier(dim, config.hidden, config.heads, config.dropout)
+
+    def forward(self, text, image, mask) -> FusionOutput:
+        t, v, mt, mi = self._masked(text, image, mask)
+        logits = self.classifier(torch.cat([t, v, mt, mi], dim=1))
+        return FusionOutput(logits, [(logits, mask.any(dim=1))])
+
+
+class LateFusion(FusionModel):
+    def __init__(self, config: FusionConfig) -> None:
+        super().__init__(config)
+        c = config
+        self.text_classifier = Classifier(c.text_dim, c.hidden, c.heads, c.dropout)
+        self.image_classifier = Classifier(c.image_dim, c.hidden, c.heads, c.dropout)
+
+    def forward(self, text, image, mask) -> FusionOutput:
+        t, v, mt, mi = self._masked(text, image, mask)
+        lt, li = self.text_classifier(t), self.image_classifier(v)
+        present = (mt + mi).clamp(min=1.0)
+        fused = {}
+        for name in lt:
+            p = (lt[name].softmax(-1) * mt + li[name].softmax(-1) * mi) / present
+            fused[name] = p.clamp(min=1e-8).log()
+        return FusionOutput(fused, [(lt, mask[:, TEXT]), (li, mask[:, IMAGE])])
+
+
+class JointFusion(FusionModel):
+    """Image vector projected to the text dimension, pooled with the text vector."""
+
+    def __init__(self, config: FusionConfig) -> None:
+        super().__init__(config)
+        c = config
+        self.image_projection = nn.Linear(c.image_dim, c.text_dim)
+        self.classifier = Classifier(c.text_dim, c.hidden, c.heads, c.dropout)
+
+    def embed(self, text, image, mask) -> tuple[torch.Tensor, torch.Tensor]:
+        """Both modalities in the common (text) space; rows of an absent modality are zero."""
+        t, v, mt, mi = self._masked(text, image, mask)
+        return t, self.image_projection(v) * mi
+
+    def forward(self, text, image, mask) -> FusionOutput:
+        t, v = self.embed(text, image, mask)
+        mt = mask[:, TEXT : TEXT + 1]
+        mi = mask[:, IMAGE : IMAGE + 1]
+        if self.config.pool == "max":
+            neg = torch.finfo(t.dtype).min
+            fused = torch.maximum(t.masked_fill(~mt, neg), v.masked_fill(~mi, neg))
+            fused = fused.masked_fill(~(mt | mi), 0.0)
+        else:
+            fused = (t + v) / (mt.to(t.dtype) + mi.to(t.dtype)).clamp(min=1.0)
+        logits = self.classifier(fused)
+        return FusionOutput(logits, [(logits, mask.any(dim=1))], text_vec=t, image_vec=v)
+
+
+class CommonSpaceFusion(JointFusion):
+    """Joint fusion whose training adds the ranking loss on its (text_vec, image_vec)."""
+
+
+_CLASSES = {
+    "text": Unimodal,
+    "image": Unimodal,
+    "early": EarlyFusion,
+    "late": LateFusion,
+    "joint": JointFusion,
+    "commonspace": CommonSpaceFusion,
+}
+
+
+def build(config: FusionConfig) -> FusionModel:
+    return _CLASSES[config.kind](config)

@@ -1,0 +1,51 @@
+"""Shared fixtures: the real data folder, one real encoder, a feature cache per session."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from model.datasets import default_data_dir  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def data_dir():
+    d = default_data_dir()
+    if not (d / "MANIFEST.json").is_file():
+        pytest.fail(f"datasets not found at {d}; set EMOSTREAM_DATA_DIR")
+    return d
+
+
+@pytest.fixture(scope="session")
+def encoder():
+    from model.encoder import Encoder
+
+    return Encoder(device="cpu")
+
+
+@pytest.fixture(scope="session")
+def feature_cache(encoder, tmp_path_factory):
+    """A cache of its own, so tests really encode (nothing stale from a developer's run)."""
+    from model.feature_cache import FeatureCache
+
+    return FeatureCache(encoder, tmp_path_factory.mktemp("features"))
+
+
+@pytest.fixture
+def make_batch():
+    """Factory: random features and a mask from a modality pattern like "bti" (b=both)."""
+
+    def make(pattern: str = "btib", text_dim: int = 384, image_dim: int = 1280, seed: int = 0):
+        g = torch.Generator().manual_seed(seed)
+        n = len(pattern)
+        text = torch.randn(n, text_dim, generator=g)
+        image = torch.randn(n, image_dim, generator=g)
+        mask = torch.tensor([[c in "bt", c in "bi"] for c in pattern])
+        return text, image, mask
+
+    return make

@@ -1,0 +1,80 @@
+"""The loaders on the real data: counts match the manifest, labels map onto both heads."""
+
+import json
+
+import numpy as np
+import pytest
+
+from model.datasets import DATASETS, SPLITS, Dataset
+from model.labels import EMOTIONS, SENTIMENTS, emotion_of, sentiment_of
+from model.targets import emotion_target, sentiment_target
+
+
+@pytest.fixture(scope="module")
+def manifest(data_dir):
+    return json.loads((data_dir / "MANIFEST.json").read_text())["datasets"]
+
+
+@pytest.mark.parametrize("name", DATASETS)
+def test_counts_per_split_and_label_match_manifest(name, data_dir, manifest):
+    ds = Dataset.load(name, data_dir)
+    assert len(ds.items) == manifest[name]["rows"]
+    for split in SPLITS:
+        items = ds.split(split)
+        assert len(items) == manifest[name]["counts"][split]["total"]
+        per = {lab: sum(i.label == lab for i in items) for lab in ds.labels}
+        assert per == manifest[name]["counts"][split]["per_label"]
+
+
+@pytest.mark.parametrize("name", DATASETS)
+def test_modalities_are_what_the_files_hold(name, data_dir, manifest):
+    ds = Dataset.load(name, data_dir)
+    n_images = sum(i.has_image for i in ds.items)
+    assert n_images == manifest[name]["images"]
+    assert ("image" in ds.modalities) == (n_images > 0)
+    if "text" not in ds.modalities:
+        assert not any(i.has_text for i in ds.items)
+    ids = [i.id for i in ds.items]
+    assert len(set(ids)) == len(ids)
+    assert all(isinstance(i, str) for i in ids)  # numeric-looking ids stay strings
+
+
+def test_ids_that_look_numeric_keep_their_form(data_dir):
+    ds = Dataset.load("twitter-ii", data_dir)
+    assert ds.items[0].id == "2"
+
+
+@pytest.mark.parametrize("name", DATASETS)
+def test_every_label_maps_to_at_least_one_head(name, data_dir):
+    ds = Dataset.load(name, data_dir)
+    for label in ds.labels:
+        e, s = emotion_of(name, label), sentiment_of(name, label)
+        assert e is None or e in EMOTIONS
+        assert s is None or s in SENTIMENTS
+        assert e is not None or s is not None, (name, label)
+
+
+@pytest.mark.parametrize("name", DATASETS)
+def test_targets_are_distributions(name, data_dir):
+    ds = Dataset.load(name, data_dir)
+    for item in ds.split("val")[:200]:
+        for t in (emotion_target(item), sentiment_target(item)):
+            if t is not None:
+                assert np.isclose(t.sum(), 1.0) and (t >= 0).all()
+
+
+def test_emotion6_uses_the_user_study_distribution(data_dir):
+    item = next(i for i in Dataset.load("emotion6", data_dir).items if i.id == "anger_100")
+    t = emotion_target(item)
+    # prob_disgust == prob_sadness == 0.394444 in the source row
+    assert np.isclose(t[EMOTIONS.index("disgust")], t[EMOTIONS.index("sadness")])
+    assert t.argmax() in (EMOTIONS.index("disgust"), EMOTIONS.index("sadness"))
+
+
+def test_unknown_dataset_and_split_are_clear_errors(data_dir):
+    with pytest.raises(ValueError, match="unknown dataset"):
+        Dataset.load("imagenet", data_dir)
+    with pytest.raises(ValueError, match="split"):
+        Dataset.load("emotion6", data_dir).split("dev")
+    with pytest.raises(FileNotFoundError, match="EMOSTREAM_DATA_DIR"):
+        Dataset.load("emotion6", data_dir / "nowhere")
