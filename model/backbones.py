@@ -128,11 +128,15 @@ def image_backbone(name: str) -> ImageBackbone:
     try:
         return IMAGE_BACKBONES[name]
     except KeyError:
-        raise ValueError(f"unknown image backbone {name!r}; known: {sorted(IMAGE_BACKBONES)}") from None
+        raise ValueError(
+            f"unknown image backbone {name!r}; known: {sorted(IMAGE_BACKBONES)}"
+        ) from None
 
 
 def text_backbone(name: str) -> TextBackbone:
     try:
         return TEXT_BACKBONES[name]
     except KeyError:
-        raise ValueError(f"unknown text backbone {name!r}; known: {sorted(TEXT_BACKBONES)}") from None
+        raise ValueError(
+            f"unknown text backbone {name!r}; known: {sorted(TEXT_BACKBONES)}"
+        ) from None

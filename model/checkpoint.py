@@ -39,7 +39,9 @@ def load_checkpoint(path: Path, device: str | torch.device = "cpu") -> tuple[Fus
     with safe_open(path, "pt") as fh:
         metadata = fh.metadata() or {}
         if metadata.get("format") != FORMAT:
-            raise ValueError(f"{path} is not an {FORMAT} checkpoint (format={metadata.get('format')})")
+            raise ValueError(
+                f"{path} is not an {FORMAT} checkpoint (format={metadata.get('format')})"
+            )
         state = {k: fh.get_tensor(k).float() for k in fh.keys()}
     model = build(FusionConfig(**json.loads(metadata["config"])))
     model.load_state_dict(state)

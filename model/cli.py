@@ -1,10 +1,10 @@
 """The ``emostream`` command.
 
-    emostream train              train the served common-space model on every dataset
-    emostream eval               test metrics of the shipped model (JSON, Markdown, PNG)
-    emostream eval --paper       the paper's tables: every model x dataset, missing modality
-    emostream classify ...       classify posts given on the command line or as JSONL
-    emostream demo               classify the bundled sample posts, print a table
+emostream train              train the served common-space model on every dataset
+emostream eval               test metrics of the shipped model (JSON, Markdown, PNG)
+emostream eval --paper       the paper's tables: every model x dataset, missing modality
+emostream classify ...       classify posts given on the command line or as JSONL
+emostream demo               classify the bundled sample posts, print a table
 """
 
 from __future__ import annotations
@@ -29,10 +29,18 @@ def _cache(args):
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data-dir", type=Path, default=None,
-                   help="folder of the datasets (default: $EMOSTREAM_DATA_DIR or ../shared/data)")
-    p.add_argument("--cache-dir", type=Path, default=None,
-                   help="feature cache (default: $EMOSTREAM_CACHE_DIR or .cache/features)")
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="folder of the datasets (default: $EMOSTREAM_DATA_DIR or ../shared/data)",
+    )
+    p.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="feature cache (default: $EMOSTREAM_CACHE_DIR or .cache/features)",
+    )
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if present)")
     p.add_argument("--datasets", nargs="+", default=None, help="a subset of the datasets")
 
@@ -46,8 +54,12 @@ def cmd_train(args) -> int:
 
     cache = _cache(args)
     datasets = tuple(args.datasets or DATASETS)
-    cfg = TrainConfig(epochs=args.epochs, modality_dropout=args.modality_dropout,
-                      aux_weight=args.aux_weight, seed=args.seed)
+    cfg = TrainConfig(
+        epochs=args.epochs,
+        modality_dropout=args.modality_dropout,
+        aux_weight=args.aux_weight,
+        seed=args.seed,
+    )
     model, info = train_served(cache, args.data_dir, datasets, cfg)
     out = Path(args.out or WEIGHTS_DIR / "emostream-commonspace-v1.safetensors")
     save_checkpoint(model, out, {"encoders": cache.encoder.version})
@@ -76,7 +88,9 @@ def cmd_train(args) -> int:
     card_path = out.with_name(out.name.removesuffix(".safetensors") + ".card.json")
     card_path.write_text(json.dumps(card, indent=1) + "\n")
     print((REPORTS / "served" / "served.md").read_text())
-    print(f"wrote {out} ({out.stat().st_size // 1024} KiB) and {card_path}; version {card['version']}")
+    print(
+        f"wrote {out} ({out.stat().st_size // 1024} KiB) and {card_path}; version {card['version']}"
+    )
     return 0
 
 
@@ -91,8 +105,14 @@ def cmd_eval(args) -> int:
         from .training import TrainConfig
 
         out = args.out or REPORTS / "paper"
-        run(args.data_dir, Path(out), cache, datasets, tuple(args.kinds or KINDS),
-            TrainConfig(seed=args.seed))
+        run(
+            args.data_dir,
+            Path(out),
+            cache,
+            datasets,
+            tuple(args.kinds or KINDS),
+            TrainConfig(seed=args.seed),
+        )
         print((Path(out) / "paper.md").read_text())
         return 0
     from .checkpoint import load_checkpoint
@@ -153,13 +173,17 @@ def cmd_demo(args) -> int:
     preds = clf.classify(posts, strict=False)
     t_run = time.perf_counter() - t1
     print(f"model {clf.version} on {clf.device}; loaded in {t_load:.1f}s\n")
-    print(f"{'id':<11} {'source/channel':<22} {'emotion':<9} {'p':>5}  {'sentiment':<9} "
-          f"{'used':<11} {'image':<18} text")
+    print(
+        f"{'id':<11} {'source/channel':<22} {'emotion':<9} {'p':>5}  {'sentiment':<9} "
+        f"{'used':<11} {'image':<18} text"
+    )
     for r, p in zip(records, preds, strict=True):
         text = (r["text"] or "")[:48]
         where = f"{r['source']}/{r['channel']}"[:22]
-        print(f"{r['id']:<11} {where:<22} {p.label:<9} {p.emotions[p.label]:>5.2f}  "
-              f"{p.sentiment:<9} {'+'.join(p.modalities):<11} {p.image_status:<18} {text}")
+        print(
+            f"{r['id']:<11} {where:<22} {p.label:<9} {p.emotions[p.label]:>5.2f}  "
+            f"{p.sentiment:<9} {'+'.join(p.modalities):<11} {p.image_status:<18} {text}"
+        )
     counts = Counter(p.label for p in preds)
     mix = Counter("+".join(p.modalities) for p in preds)
     print("\nemotions: " + ", ".join(f"{k} {v}" for k, v in counts.most_common()))
@@ -169,8 +193,9 @@ def cmd_demo(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="emostream", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="emostream", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train the served common-space model")
@@ -194,9 +219,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("classify", help="classify posts")
     p.add_argument("--text", default=None)
     p.add_argument("--image", default=None, help="path of an image file")
-    p.add_argument("--jsonl", default=None,
-                   help='file of {"id", "text", "image"} lines (image: a path relative to it); '
-                   "- for stdin")
+    p.add_argument(
+        "--jsonl",
+        default=None,
+        help='file of {"id", "text", "image"} lines (image: a path relative to it); - for stdin',
+    )
     p.add_argument("--device", default=None)
     p.set_defaults(func=cmd_classify)
 

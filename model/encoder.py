@@ -123,7 +123,9 @@ class Encoder:
                 status.append("absent")
                 continue
             try:
-                img = post.image if isinstance(post.image, torch.Tensor) else self.decode(post.image)
+                img = (
+                    post.image if isinstance(post.image, torch.Tensor) else self.decode(post.image)
+                )
                 decoded[i] = img
                 status.append("ok")
             except ImageDecodeError as exc:

@@ -72,9 +72,7 @@ def scores(
         "accuracy_ci95": [float(np.percentile(accs, 2.5)), float(np.percentile(accs, 97.5))],
         "macro_f1": float(pc["f1"].mean()),
         "macro_f1_ci95": [float(np.percentile(f1s, 2.5)), float(np.percentile(f1s, 97.5))],
-        "per_class": {
-            lab: {k: float(v[i]) for k, v in pc.items()} for i, lab in enumerate(labels)
-        },
+        "per_class": {lab: {k: float(v[i]) for k, v in pc.items()} for i, lab in enumerate(labels)},
         "labels": list(labels),
         "confusion": cm.tolist(),
     }
@@ -101,8 +99,9 @@ def plot_confusion(result: dict, path: Path, title: str) -> None:
             ax.text(j, i, f"{int(cm[i, j])}", ha="center", va="center", fontsize=8, color=colour)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title(f"{title}\nacc {result['accuracy']:.3f}  macro-F1 {result['macro_f1']:.3f}",
-                 fontsize=9)
+    ax.set_title(
+        f"{title}\nacc {result['accuracy']:.3f}  macro-F1 {result['macro_f1']:.3f}", fontsize=9
+    )
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)

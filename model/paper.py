@@ -109,8 +109,11 @@ def run(
                 res = evaluate(model, test_f, test_y, ds.labels, cond)
                 per_cond[cond] = res
                 if kind == "commonspace" and label == kind:
-                    plot_confusion(res, out_dir / f"confusion-{name}-{cond}.png",
-                                   f"common-space, {name}, {cond}")
+                    plot_confusion(
+                        res,
+                        out_dir / f"confusion-{name}-{cond}.png",
+                        f"common-space, {name}, {cond}",
+                    )
             entry["models"][label] = {"epochs": len(history), "test": per_cond}
         results["datasets"][name] = entry
         (out_dir / "paper.json").write_text(json.dumps(results, indent=1))
@@ -138,9 +141,11 @@ def markdown(results: dict) -> str:
     if paired:
         lines += [
             "",
-            "### Missing modality (test accuracy [95% CI]; each model given both, text only, image only)",
+            "### Missing modality (test accuracy [95% CI]; "
+            "each model given both, text only, image only)",
             "",
-            "| model | " + " | ".join(f"{d}: {c}" for d in paired for c in ("both", "text", "image"))
+            "| model | "
+            + " | ".join(f"{d}: {c}" for d in paired for c in ("both", "text", "image"))
             + " |",
             "|---|" + "---|" * (3 * len(paired)),
         ]

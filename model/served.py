@@ -80,8 +80,9 @@ def _load(datasets, data_dir, cache, split):
     return out
 
 
-def evaluate_dataset(model: FusionModel, items: list[Item], features: Features, condition: str,
-                     seed: int = 0) -> dict | None:
+def evaluate_dataset(
+    model: FusionModel, items: list[Item], features: Features, condition: str, seed: int = 0
+) -> dict | None:
     task = TASKS[items[0].dataset]
     truth = [task.truth(it) for it in items]
     keep = torch.tensor([t in task.classes for t in truth])
@@ -136,7 +137,10 @@ def train_served(
 
 
 def evaluate_served(
-    model: FusionModel, cache: FeatureCache, data_dir: Path | None = None, datasets=DATASETS,
+    model: FusionModel,
+    cache: FeatureCache,
+    data_dir: Path | None = None,
+    datasets=DATASETS,
     out_dir: Path | None = None,
 ) -> dict:
     """Test metrics per dataset and modality condition; confusion PNGs if ``out_dir``."""
@@ -149,8 +153,11 @@ def evaluate_served(
             res = evaluate_dataset(model, items, feats, cond)
             metrics[name][cond] = res
             if res is not None and out_dir is not None:
-                plot_confusion(res, out_dir / f"confusion-{name}-{cond}.png",
-                               f"served model, {name}, {cond} ({TASKS[name].head})")
+                plot_confusion(
+                    res,
+                    out_dir / f"confusion-{name}-{cond}.png",
+                    f"served model, {name}, {cond} ({TASKS[name].head})",
+                )
     return metrics
 
 
@@ -165,8 +172,10 @@ def summary_markdown(metrics: dict) -> str:
         for cond, r in conds.items():
             if r is None:
                 continue
-            lines.append(f"| {name} | {TASKS[name].head} | {cond} | {r['n']} | {fmt(r)} | "
-                         f"{fmt(r, 'macro_f1')} |")
+            lines.append(
+                f"| {name} | {TASKS[name].head} | {cond} | {r['n']} | {fmt(r)} | "
+                f"{fmt(r, 'macro_f1')} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -183,4 +192,3 @@ def write_report(metrics: dict, out_dir: Path, title: str) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "served.json").write_text(json.dumps(metrics, indent=1))
     (out_dir / "served.md").write_text(f"### {title}\n\n" + summary_markdown(metrics))
-

@@ -62,8 +62,10 @@ def test_late_fusion_with_both_is_the_mean(make_batch):
     text, image, mask = make_batch("b")
     model = model_of("late")
     fused = model(text, image, mask).logits["emotion"].softmax(-1)
-    mean = (model.text_classifier(text)["emotion"].softmax(-1)
-            + model.image_classifier(image)["emotion"].softmax(-1)) / 2
+    mean = (
+        model.text_classifier(text)["emotion"].softmax(-1)
+        + model.image_classifier(image)["emotion"].softmax(-1)
+    ) / 2
     torch.testing.assert_close(fused, mean, atol=1e-6, rtol=1e-5)
 
 
@@ -87,9 +89,9 @@ def test_joint_max_pool_is_elementwise_max(make_batch):
 
 def test_unimodal_training_terms_cover_only_rows_with_the_modality(make_batch):
     text, image, mask = make_batch("btib")
-    (logits, rows), = model_of("text")(text, image, mask).train_terms
+    ((logits, rows),) = model_of("text")(text, image, mask).train_terms
     assert rows.tolist() == [True, True, False, True]
-    (logits, rows), = model_of("image")(text, image, mask).train_terms
+    ((logits, rows),) = model_of("image")(text, image, mask).train_terms
     assert rows.tolist() == [True, False, True, True]
 
 
