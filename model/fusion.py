@@ -40,6 +40,12 @@ class FusionConfig:
     hidden: int = 256
     dropout: float = 0.3
     pool: str = "max"  # joint / commonspace: "max" or "mean"
+    project_text: bool = True
+    """joint / commonspace: also learn a projection of the text vector (the paper keeps it)."""
+    normalise: bool = True
+    """joint / commonspace: LayerNorm each projected vector before pooling (the paper does not).
+    Without it the image projection outgrows the unit-norm text vectors and max pooling
+    ignores the text; see the ablation rows of the paper table."""
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -144,12 +150,20 @@ class JointFusion(FusionModel):
         super().__init__(config)
         c = config
         self.image_projection = nn.Linear(c.image_dim, c.text_dim)
+        self.text_projection = nn.Linear(c.text_dim, c.text_dim) if c.project_text else None
+        self.norm_text = nn.LayerNorm(c.text_dim) if c.normalise else None
+        self.norm_image = nn.LayerNorm(c.text_dim) if c.normalise else None
         self.classifier = Classifier(c.text_dim, c.hidden, c.heads, c.dropout)
 
     def embed(self, text, image, mask) -> tuple[torch.Tensor, torch.Tensor]:
         """Both modalities in the common (text) space; rows of an absent modality are zero."""
         t, v, mt, mi = self._masked(text, image, mask)
-        return t, self.image_projection(v) * mi
+        v = self.image_projection(v)
+        if self.text_projection is not None:
+            t = self.text_projection(t)
+        if self.norm_text is not None:
+            t, v = self.norm_text(t), self.norm_image(v)
+        return t * mt, v * mi
 
     def forward(self, text, image, mask) -> FusionOutput:
         t, v = self.embed(text, image, mask)

@@ -55,7 +55,7 @@ TASKS: dict[str, Task] = {
 }
 
 
-def training_set(items: list[Item], features: Features) -> TrainingSet:
+def training_set(items: list[Item], features: Features, balance: float = 0.5) -> TrainingSet:
     n = len(items)
     targets = {h: torch.zeros(n, c) for h, c in HEADS.items()}
     has = {h: torch.zeros(n, dtype=torch.bool) for h in HEADS}
@@ -68,7 +68,7 @@ def training_set(items: list[Item], features: Features) -> TrainingSet:
                 has[head][i] = True
         if it.dataset in PAIRED:
             rank[i] = SENTIMENTS.index(it.label)
-    weight = torch.full((n,), 1.0 / np.sqrt(n))
+    weight = torch.full((n,), float(n) ** (balance - 1.0))  # dataset total ~ n ** balance
     return TrainingSet(features, targets, has, rank, weight)
 
 
@@ -111,10 +111,13 @@ def train_served(
     cfg: TrainConfig = TrainConfig(),
     hidden: int = 256,
     pool: str = "max",
+    dropout: float = 0.3,
+    balance: float = 0.5,
 ) -> tuple[FusionModel, dict]:
+    """Train the served model; ``balance``: each dataset weighs in proportion to n ** balance."""
     train_parts = _load(datasets, data_dir, cache, "train")
     val = _load(datasets, data_dir, cache, "val")
-    ts = TrainingSet.concat([training_set(it, f) for it, f in train_parts.values()])
+    ts = TrainingSet.concat([training_set(it, f, balance) for it, f in train_parts.values()])
     ts.weight = ts.weight / ts.weight.mean()
     config = FusionConfig(
         kind="commonspace",
@@ -123,6 +126,7 @@ def train_served(
         heads=dict(HEADS),
         hidden=hidden,
         pool=pool,
+        dropout=dropout,
     )
     seed_everything(cfg.seed)  # the initial weights too
     model, history = train(build(config), ts, lambda m: val_score(m, val), cfg, desc="served")
@@ -132,6 +136,7 @@ def train_served(
         "best_epoch": int(max(history, key=lambda h: h["val"])["epoch"]),
         "val_score": max(h["val"] for h in history),
         "train_config": dict(cfg.__dict__),
+        "head": {"hidden": hidden, "pool": pool, "dropout": dropout, "balance": balance},
     }
     return model, info
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 from enum import Enum
-from functools import cached_property
 from pathlib import Path
 
 from .backbones import image_backbone
@@ -24,19 +23,21 @@ from .preprocessing import ImageTransform
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
 
-class WeightsEntry:
-    def __init__(self, stem: str) -> None:
-        self.stem = stem
+class Weights(Enum):
+    """Shipped weights. ``Weights.DEFAULT`` is what the worker and ``emostream classify`` load."""
+
+    COMMONSPACE_V1 = "emostream-commonspace-v1"
+    DEFAULT = "emostream-commonspace-v1"  # same value: an alias of COMMONSPACE_V1
 
     @property
     def path(self) -> Path:
-        return WEIGHTS_DIR / f"{self.stem}.safetensors"
+        return WEIGHTS_DIR / f"{self.value}.safetensors"
 
     @property
     def card_path(self) -> Path:
-        return WEIGHTS_DIR / f"{self.stem}.card.json"
+        return WEIGHTS_DIR / f"{self.value}.card.json"
 
-    @cached_property
+    @property
     def card(self) -> dict:
         if not self.card_path.is_file():
             raise FileNotFoundError(f"no model card at {self.card_path}; run `emostream train`")
@@ -48,20 +49,13 @@ class WeightsEntry:
 
     @property
     def transforms(self) -> ImageTransform:
+        """The image transform of the encoder these heads were trained on."""
         return image_backbone(self.card["encoders"]["image"]).transform
 
     def load(self, device="cpu"):
         """(FusionModel, card)."""
         model, _ = load_checkpoint(self.path, device)
         return model, self.card
-
-
-class Weights(Enum):
-    COMMONSPACE_V1 = WeightsEntry("emostream-commonspace-v1")
-    DEFAULT = COMMONSPACE_V1  # an alias: Weights.DEFAULT is Weights.COMMONSPACE_V1
-
-    def __getattr__(self, name):  # delegate path/card/version/transforms/load
-        return getattr(self.value, name)
 
 
 def file_version(path: Path, prefix: str) -> str:

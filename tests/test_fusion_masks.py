@@ -8,9 +8,9 @@ from model.fusion import KINDS, FusionConfig, build
 HEADS = {"emotion": 6, "sentiment": 3}
 
 
-def model_of(kind: str, pool: str = "max"):
+def model_of(kind: str, pool: str = "max", **options):
     torch.manual_seed(0)
-    return build(FusionConfig(kind=kind, heads=HEADS, pool=pool)).eval()
+    return build(FusionConfig(kind=kind, heads=HEADS, pool=pool, **options)).eval()
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -25,11 +25,15 @@ def test_outputs_are_finite_distributions(kind, pattern, make_batch):
         torch.testing.assert_close(p.sum(-1), torch.ones(len(pattern)))
 
 
+PAPER_HEAD = {"project_text": False, "normalise": False}
+
+
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("pool", ["max", "mean"])
-def test_absent_modality_is_never_read(kind, pool, make_batch):
+@pytest.mark.parametrize("options", [{}, PAPER_HEAD], ids=["ours", "paper-head"])
+def test_absent_modality_is_never_read(kind, pool, options, make_batch):
     text, image, mask = make_batch("ttii")
-    model = model_of(kind, pool)
+    model = model_of(kind, pool, **options)
     before = model(text, image, mask).logits
     # Scribble over exactly the features the mask says are absent.
     text2, image2 = text.clone(), image.clone()
@@ -77,6 +81,12 @@ def test_joint_pooling_of_one_vector_is_that_vector(pool, make_batch):
     out = model(text, image, mask).logits["emotion"]
     expect = model.classifier(torch.stack([t[0], v[1]]))["emotion"]
     torch.testing.assert_close(out, expect)
+
+
+def test_paper_head_keeps_the_text_vector_as_is(make_batch):
+    text, image, mask = make_batch("b")
+    t, _ = model_of("joint", **PAPER_HEAD).embed(text, image, mask)
+    torch.testing.assert_close(t, text)
 
 
 def test_joint_max_pool_is_elementwise_max(make_batch):

@@ -1,0 +1,64 @@
+"""The served classifier on the bundled sample: every post answered, modalities reported."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from model.classifier import EmotionClassifier
+from model.encoder import PostInput
+from model.labels import EMOTIONS, SENTIMENTS
+
+SAMPLE = Path(__file__).resolve().parent.parent / "model" / "sample"
+
+
+@pytest.fixture(scope="module")
+def clf():
+    return EmotionClassifier(device="cpu")
+
+
+@pytest.fixture(scope="module")
+def sample():
+    recs = [json.loads(x) for x in (SAMPLE / "posts.jsonl").read_text().splitlines() if x]
+    posts = [
+        PostInput(r["text"], (SAMPLE / "images" / r["image"]).read_bytes() if r["image"] else None)
+        for r in recs
+    ]
+    return recs, posts
+
+
+def test_every_sample_post_gets_a_prediction(clf, sample):
+    recs, posts = sample
+    preds = clf.classify(posts)
+    assert len(preds) == len(recs)
+    for r, p in zip(recs, preds, strict=True):
+        assert p.label in EMOTIONS and p.sentiment in SENTIMENTS
+        assert abs(sum(p.emotions.values()) - 1) < 1e-3
+        assert abs(sum(p.sentiments.values()) - 1) < 1e-3
+        assert p.model_version == clf.version == clf.card["version"]
+        broken = r["image"] in ("broken-truncated.jpg", "not-an-image.jpg")
+        if r["image"] is None:
+            assert p.modalities == ("text",) and p.image_status == "absent"
+        elif broken:
+            assert p.modalities == ("text",) and p.image_status == "error:undecodable"
+        elif r["text"] is None:
+            assert p.modalities == ("image",)
+        else:
+            assert p.modalities == ("text", "image")
+
+
+def test_obvious_texts_get_the_obvious_emotion(clf):
+    texts = {
+        "joy": "I am so happy, this is the best day of my life!",
+        "anger": "I am furious, they lied to us again and I am so angry",
+        "fear": "I am terrified, something is moving in the dark outside my window",
+    }
+    preds = clf.classify([PostInput(t) for t in texts.values()])
+    assert [p.label for p in preds] == list(texts)
+    assert preds[0].sentiment == "positive" and preds[1].sentiment == "negative"
+
+
+def test_post_with_nothing_usable(clf):
+    with pytest.raises(ValueError, match="neither text nor a usable image"):
+        clf.classify([PostInput(None, b"junk")])
+    assert clf.classify([PostInput(None, b"junk"), PostInput("hi")], strict=False)[0] is None

@@ -1,0 +1,56 @@
+"""The ``emostream`` command as a user runs it."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def run(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "model.cli", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_demo_prints_a_row_per_sample_post():
+    out = run("demo")
+    assert out.returncode == 0, out.stderr
+    lines = (REPO / "model" / "sample" / "posts.jsonl").read_text().splitlines()
+    rows = [x for x in out.stdout.splitlines() if x.startswith("sample:")]
+    assert len(rows) == len(lines)
+    assert "modalities used:" in out.stdout and "posts/s" in out.stdout
+
+
+def test_classify_text_and_image(tmp_path):
+    img = REPO / "model" / "sample" / "images" / "flower.jpg"
+    out = run("classify", "--text", "so proud of my garden", "--image", str(img))
+    assert out.returncode == 0, out.stderr
+    pred = json.loads(out.stdout)
+    assert pred["modalities"] == ["text", "image"] and pred["label"]
+
+
+def test_classify_jsonl_reports_unusable_posts(tmp_path):
+    (tmp_path / "bad.jpg").write_bytes(b"nope")
+    f = tmp_path / "posts.jsonl"
+    f.write_text(
+        json.dumps({"id": "a", "text": "hello", "image": None})
+        + "\n"
+        + json.dumps({"id": "b", "text": None, "image": "bad.jpg"})
+        + "\n"
+    )
+    out = run("classify", "--jsonl", str(f))
+    assert out.returncode == 0, out.stderr
+    a, b = (json.loads(x) for x in out.stdout.splitlines())
+    assert a["id"] == "a" and a["modalities"] == ["text"]
+    assert b == {"id": "b", "error": "post has neither text nor a usable image"}
+
+
+def test_classify_without_input_is_a_usage_error():
+    out = run("classify")
+    assert out.returncode == 2 and "give --text" in out.stderr
