@@ -169,7 +169,7 @@ def cmd_classify(args) -> int:
     return 0
 
 
-def cmd_demo(args) -> int:
+def cmd_sample(args) -> int:
     from .classifier import EmotionClassifier
     from .encoder import PostInput
 
@@ -201,12 +201,7 @@ def cmd_demo(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="emostream", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def add_commands(sub) -> None:
     p = sub.add_parser("train", help="train the served common-space model")
     _common(p)
     # Defaults chosen on the validation splits (mean accuracy over the six datasets).
@@ -246,9 +241,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None)
     p.set_defaults(func=cmd_classify)
 
-    p = sub.add_parser("demo", help="classify the bundled sample posts offline")
+    p = sub.add_parser("sample", help="classify the bundled sample posts offline")
     p.add_argument("--device", default=None)
-    p.set_defaults(func=cmd_demo)
+    p.set_defaults(func=cmd_sample)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="emostream", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_commands(parser.add_subparsers(dest="command", required=True))
     return parser
 
 

@@ -18,8 +18,8 @@ def run(*args):
     )
 
 
-def test_demo_prints_a_row_per_sample_post():
-    out = run("demo")
+def test_sample_prints_a_row_per_sample_post():
+    out = run("sample")
     assert out.returncode == 0, out.stderr
     lines = (REPO / "model" / "sample" / "posts.jsonl").read_text().splitlines()
     rows = [x for x in out.stdout.splitlines() if x.startswith("sample:")]

@@ -1,0 +1,27 @@
+"""The ingest services' Prometheus metrics (prefix ``emostream_``)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+
+INGESTED = Counter(
+    "emostream_posts_ingested_total",
+    "Posts acknowledged by Kafka, by source.",
+    ["source"],
+)
+PRODUCE_FAILURES = Counter(
+    "emostream_produce_failures_total",
+    "Posts Kafka did not acknowledge (after the producer's retries), by source and error.",
+    ["source", "error"],
+)
+SOURCE_ERRORS = Counter(
+    "emostream_source_errors_total",
+    "Errors talking to a source API (retried), by source and kind.",
+    ["source", "kind"],
+)
+SKIPPED = Counter(
+    "emostream_posts_skipped_total",
+    "Source items not turned into posts (no text and no image, invalid), by source and reason.",
+    ["source", "reason"],
+)
+IN_FLIGHT = Gauge("emostream_produce_in_flight", "Posts sent to Kafka, not yet acknowledged.")

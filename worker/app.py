@@ -1,0 +1,160 @@
+"""The faust-streaming worker: an agent over the posts topic that classifies in batches.
+
+    emostream worker                 # reads EMOSTREAM_* settings
+
+The agent takes up to ``max_batch`` messages or whatever arrived within ``max_wait_s``
+(``stream.noack_take``), hands them to :class:`BatchProcessor`, and acknowledges them only
+after their results are written; faust then commits the acknowledged offsets. A kill at
+any moment therefore re-delivers at most the unacknowledged batch, and the idempotent
+store makes that harmless.
+
+On SIGTERM faust stops the agent: the batch in hand is shielded from the cancellation,
+finished, written and acknowledged before the worker commits and leaves the group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from base64 import b64encode
+
+import faust
+import torch
+from prometheus_client import start_http_server
+
+from ingest.record import RecordError, now
+from model.classifier import EmotionClassifier
+from model.encoder import PostInput
+
+from . import metrics as m
+from .address_guard import AddressGuard
+from .image_fetch import ImageFetcher
+from .pipeline import BatchProcessor, Message
+from .settings import WorkerSettings
+from .store import ResultStore
+
+log = logging.getLogger("emostream.worker")
+
+
+def dead_letter_payload(key: bytes | None, value: bytes | None, err: RecordError) -> bytes:
+    """What the dead-letter topic receives: the reason and the original bytes (base64)."""
+    return json.dumps(
+        {
+            "reason": err.reason,
+            "detail": err.detail[:500],
+            "at": now().isoformat(),
+            "key": key.decode("utf-8", "replace") if key else None,
+            "original_b64": b64encode(value[:1_000_000]).decode() if value else None,
+            "original_bytes": len(value) if value else 0,
+        }
+    ).encode()
+
+
+def create_app(settings: WorkerSettings) -> faust.App:
+    app = faust.App(
+        settings.consumer_group,
+        broker=[f"kafka://{h}" for h in settings.kafka_bootstrap.split(",")],
+        value_serializer="raw",
+        key_serializer="raw",
+        web_enabled=False,
+        broker_session_timeout=settings.broker_session_timeout_s,
+        broker_heartbeat_interval=settings.broker_heartbeat_interval_s,
+        consumer_auto_offset_reset="earliest",
+        topic_partitions=settings.topic_partitions,
+        topic_allow_declare=True,
+        producer_acks=-1,
+        stream_wait_empty=False,
+    )
+    posts = app.topic(settings.topic_posts, key_type=bytes, value_type=bytes)
+    dead = app.topic(settings.topic_dead_letter, key_type=bytes, value_type=bytes)
+    state: dict = {}
+
+    async def send_dead_letter(key, value, err: RecordError) -> None:
+        fut = await dead.send(key=key, value=dead_letter_payload(key, value, err))
+        await fut  # delivered before the original is acknowledged
+
+    @app.on_startup.connect
+    async def on_startup(app, **kwargs) -> None:  # noqa: ARG001
+        if settings.torch_threads:
+            torch.set_num_threads(settings.torch_threads)
+        device = None if settings.device == "auto" else settings.device
+        classifier = EmotionClassifier(device=device)
+        # Load both encoders now, not in the first batch.
+        warm = PostInput("warm up", torch.zeros(3, 224, 224, dtype=torch.uint8))
+        await asyncio.to_thread(classifier.classify, [warm])
+        fetcher = ImageFetcher(
+            AddressGuard.from_strings(settings.image_allow_networks),
+            max_bytes=settings.image_max_bytes,
+            timeout_s=settings.image_timeout_s,
+            max_redirects=settings.image_max_redirects,
+            concurrency=settings.image_concurrency,
+        )
+        store = ResultStore.from_url(
+            settings.redis_url,
+            settings.redis_password,
+            prefix=settings.key_prefix,
+            ttl_s=settings.result_ttl_s,
+            bucket_s=settings.count_bucket_s,
+            count_ttl_s=settings.count_ttl_s,
+            feed_maxlen=settings.feed_maxlen,
+        )
+        state["processor"] = BatchProcessor(
+            classifier,
+            fetcher,
+            store,
+            send_dead_letter,
+            decode_threads=settings.decode_threads,
+            redis_retry_max_s=settings.redis_retry_max_s,
+        )
+        if settings.worker_metrics_port:
+            start_http_server(settings.worker_metrics_port)
+        log.info("emostream worker ready: model %s on %s", classifier.version, classifier.device)
+
+    @app.agent(posts)
+    async def classify(stream):
+        async for events in stream.noack_take(settings.max_batch, within=settings.max_wait_s):
+            messages = [
+                Message(e.message.key, e.message.value, e.message.partition, e.message.offset)
+                for e in events
+            ]
+            task = asyncio.ensure_future(state["processor"].process(messages))
+            try:
+                await asyncio.shield(task)
+            except asyncio.CancelledError:
+                log.info("stopping: finishing the batch in hand (%d messages)", len(events))
+                await task
+                for e in events:
+                    await stream.ack(e)
+                raise
+            for e in events:
+                await stream.ack(e)
+            for e in events:
+                state.setdefault("last", {})[e.message.partition] = e.message.offset
+
+    @app.timer(interval=5.0)
+    async def report_lag() -> None:
+        consumer = app.consumer
+        for tp in consumer.assignment():
+            if tp.topic != settings.topic_posts:
+                continue
+            high = consumer.highwater(tp)
+            last = state.get("last", {}).get(tp.partition)
+            if high is None:
+                continue
+            done = (last + 1) if last is not None else 0
+            m.CONSUMER_LAG.labels(str(tp.partition)).set(max(0, high - done))
+
+    return app
+
+
+def run_worker(settings: WorkerSettings, loglevel: str = "info") -> None:
+    """Run a worker in this process until SIGTERM / SIGINT."""
+    from faust.worker import Worker
+
+    logging.basicConfig(
+        level=loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    app = create_app(settings)
+    worker = Worker(app, loglevel=loglevel, quiet=True)
+    worker.execute_from_commandline()

@@ -1,0 +1,53 @@
+"""The worker's Prometheus metrics (prefix ``emostream_``)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram, Info
+
+LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 1800, 3600)
+
+CLASSIFIED = Counter(
+    "emostream_posts_classified_total",
+    "Posts written to Redis with a prediction, by modalities used.",
+    ["source", "modalities"],
+)
+UNCLASSIFIABLE = Counter(
+    "emostream_posts_unclassifiable_total",
+    "Posts written without a prediction (no text and the image failed), by image reason.",
+    ["reason"],
+)
+DUPLICATES = Counter(
+    "emostream_posts_duplicate_total",
+    "Posts already written for this model version (redelivery); not counted again.",
+)
+DEAD_LETTERED = Counter(
+    "emostream_posts_dead_lettered_total",
+    "Messages sent to the dead-letter topic, by reason.",
+    ["reason"],
+)
+IMAGE_FAILURES = Counter(
+    "emostream_image_failures_total", "Image fetch or decode failures, by reason.", ["reason"]
+)
+BATCH_SIZE = Histogram(
+    "emostream_batch_size", "Posts per batch.", buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256)
+)
+INFERENCE_SECONDS = Histogram(
+    "emostream_inference_seconds", "Encoders + fusion head time per batch."
+)
+IMAGE_FETCH_SECONDS = Histogram("emostream_image_fetch_seconds", "Time of one image fetch.")
+DECODE_SECONDS = Histogram("emostream_image_decode_seconds", "Time to decode a batch's images.")
+REDIS_WRITE_SECONDS = Histogram("emostream_redis_write_seconds", "One batch's Redis pipeline.")
+BATCH_SECONDS = Histogram("emostream_batch_seconds", "Whole batch: decode to written.")
+END_TO_END_SECONDS = Histogram(
+    "emostream_end_to_end_seconds",
+    "From a post's ingested_at to its result written in Redis.",
+    buckets=LATENCY_BUCKETS,
+)
+REDIS_ERRORS = Counter(
+    "emostream_redis_errors_total", "Failed Redis writes (the batch is retried, not dropped)."
+)
+REDIS_STALLED = Gauge("emostream_redis_stalled", "1 while a batch waits for Redis to come back.")
+CONSUMER_LAG = Gauge(
+    "emostream_consumer_lag", "Messages behind the partition end, per partition.", ["partition"]
+)
+MODEL_INFO = Info("emostream_model", "The served model.")

@@ -1,0 +1,62 @@
+"""Worker settings: the Kafka and ingest settings plus batching, images, Redis and metrics.
+
+See ``ingest/settings.py`` for how settings are declared and read (``EMOSTREAM_*``).
+"""
+
+from __future__ import annotations
+
+import os
+
+from ingest.settings import Settings, setting
+
+
+class WorkerSettings(Settings):
+    # -- Consuming ----------------------------------------------------------------------------
+    consumer_group: str = setting(
+        "emostream-worker", "Kafka consumer group; workers in one group share the partitions."
+    )
+    max_batch: int = setting(32, "Most posts classified in one forward pass.")
+    max_wait_s: float = setting(0.5, "Longest wait to fill a batch before classifying it.")
+    broker_session_timeout_s: float = setting(
+        60.0, "Kafka group session timeout: a silent member is evicted after it."
+    )
+    broker_heartbeat_interval_s: float = setting(3.0, "Heartbeat period to the group.")
+    topic_partitions: int = setting(
+        8, "Partitions of the posts topic when the worker creates it (the most workers in a group)."
+    )
+
+    # -- Images -------------------------------------------------------------------------------
+    image_timeout_s: float = setting(5.0, "Time cap of one image fetch, redirects included.")
+    image_max_bytes: int = setting(10 * 1024 * 1024, "Byte cap of one image.")
+    image_max_pixels: int = setting(
+        40_000_000, "Larger pictures are refused (decompression bombs)."
+    )
+    image_max_redirects: int = setting(3, "Redirects followed (each re-checked).")
+    image_concurrency: int = setting(16, "Image fetches in flight per worker.")
+    image_allow_networks: list = setting(
+        [], "Networks (CIDR) fetched even though private, e.g. 127.0.0.0/8 for tests."
+    )
+    decode_threads: int = setting(
+        os.cpu_count() or 2, "Threads decoding images off the event loop."
+    )
+
+    # -- Model --------------------------------------------------------------------------------
+    device: str = setting("auto", "auto (cuda when present), cpu, cuda or cuda:N.")
+    torch_threads: int = setting(0, "CPU threads for torch; 0: torch's default.")
+
+    # -- Redis --------------------------------------------------------------------------------
+    redis_url: str = setting(
+        "redis://localhost:6379/0", "Redis for results (redis:// or rediss://)."
+    )
+    redis_password: str = setting("", "Redis AUTH password (if not in the URL).", secret=True)
+    result_ttl_s: int = setting(7 * 24 * 3600, "Lifetime of a post's result hash.")
+    count_bucket_s: int = setting(60, "Width of the time buckets of the counts.")
+    count_ttl_s: int = setting(30 * 24 * 3600, "Lifetime of a count bucket.")
+    feed_maxlen: int = setting(10_000, "Approximate length cap of the dashboard feed stream.")
+    key_prefix: str = setting("emo", "Prefix of every Redis key; replays add :replay:<run id>.")
+    redis_retry_max_s: float = setting(
+        10.0, "Longest back-off between retries while Redis is down (the batch is held)."
+    )
+
+    # -- Metrics ------------------------------------------------------------------------------
+    worker_metrics_port: int = setting(9101, "Port of the worker /metrics endpoint; 0: none.")

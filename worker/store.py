@@ -1,0 +1,172 @@
+"""Results in Redis: idempotent by post id and model version.
+
+Keys (``{p}`` is the key prefix: ``emo`` live, ``emo:replay:<run id>`` for a replay):
+
+``{p}:post:{id}``                   hash: the result (label, scores, sentiment, modalities,
+                                    image status, model version, timestamps); TTL
+``{p}:seen:{version}:{id}``         marker: this post was counted for this model version
+``{p}:counts:{version}:{bucket}``   hash ``source|channel|label`` -> posts created in the
+                                    bucket (epoch seconds of its start); TTL
+``{p}:totals:{version}``            hash ``label`` -> posts, all time
+``{p}:feed``                        stream of results for dashboards, capped (~feed_maxlen)
+
+One Lua script per post, all of a batch's scripts in one pipeline (one round trip). The
+script sets the marker with NX; only when it was not there does it write the hash, bump
+the counts and append to the feed. A redelivered post therefore changes nothing, and each
+post is counted once per model version.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+import redis.asyncio as aioredis
+
+WRITE_SCRIPT = """
+if not redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[1]) then
+  return 0
+end
+local n = tonumber(ARGV[5])
+local fields = {}
+for i = 1, n do fields[i] = ARGV[5 + i] end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], unpack(fields))
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+redis.call('HINCRBY', KEYS[3], ARGV[2], 1)
+redis.call('EXPIRE', KEYS[3], ARGV[3])
+redis.call('HINCRBY', KEYS[4], ARGV[6 + n], 1)
+redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[4], '*', unpack(fields))
+return 1
+"""
+
+
+@dataclass(frozen=True)
+class Result:
+    """What the worker writes for one post."""
+
+    id: str
+    source: str
+    channel: str
+    created_at: datetime
+    ingested_at: datetime
+    written_at: datetime
+    label: str  # top emotion, or "" when the post could not be classified
+    emotions: dict[str, float]
+    sentiment: str
+    sentiments: dict[str, float]
+    modalities: tuple[str, ...]
+    image_status: str
+    model_version: str
+    run_id: str | None = None
+    text: str = ""  # first characters, for the dashboard feed
+
+    @property
+    def status(self) -> str:
+        return "classified" if self.label else "unclassifiable"
+
+    def fields(self) -> dict[str, str]:
+        return {
+            "id": self.id,
+            "source": self.source,
+            "channel": self.channel,
+            "label": self.label,
+            "status": self.status,
+            "emotions": json.dumps(self.emotions, separators=(",", ":")),
+            "sentiment": self.sentiment,
+            "sentiments": json.dumps(self.sentiments, separators=(",", ":")),
+            "modalities": ",".join(self.modalities),
+            "image_status": self.image_status,
+            "model_version": self.model_version,
+            "created_at": self.created_at.isoformat(),
+            "ingested_at": self.ingested_at.isoformat(),
+            "written_at": self.written_at.isoformat(),
+            "text": self.text,
+            **({"run_id": self.run_id} if self.run_id else {}),
+        }
+
+
+class Keys:
+    def __init__(self, prefix: str = "emo", run_id: str | None = None) -> None:
+        self.prefix = f"{prefix}:replay:{run_id}" if run_id else prefix
+
+    def post(self, post_id: str) -> str:
+        return f"{self.prefix}:post:{post_id}"
+
+    def seen(self, version: str, post_id: str) -> str:
+        return f"{self.prefix}:seen:{version}:{post_id}"
+
+    def counts(self, version: str, bucket: int) -> str:
+        return f"{self.prefix}:counts:{version}:{bucket}"
+
+    def totals(self, version: str) -> str:
+        return f"{self.prefix}:totals:{version}"
+
+    def feed(self) -> str:
+        return f"{self.prefix}:feed"
+
+
+class ResultStore:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        *,
+        prefix: str = "emo",
+        ttl_s: int = 7 * 24 * 3600,
+        bucket_s: int = 60,
+        count_ttl_s: int = 30 * 24 * 3600,
+        feed_maxlen: int = 10_000,
+    ) -> None:
+        self.client = client
+        self.prefix = prefix
+        self.ttl_s = ttl_s
+        self.bucket_s = bucket_s
+        self.count_ttl_s = count_ttl_s
+        self.feed_maxlen = feed_maxlen
+        self._script = client.register_script(WRITE_SCRIPT)
+
+    @classmethod
+    def from_url(cls, url: str, password: str = "", **kw) -> ResultStore:
+        client = aioredis.Redis.from_url(
+            url, password=password or None, socket_timeout=5, socket_connect_timeout=5
+        )
+        return cls(client, **kw)
+
+    def bucket(self, created_at: datetime) -> int:
+        ts = int(created_at.timestamp())
+        return ts - ts % self.bucket_s
+
+    async def write(self, results: list[Result]) -> list[bool]:
+        """One pipeline for the batch; True where the post was new for its model version."""
+        if not results:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        for r in results:
+            keys = Keys(self.prefix, r.run_id)
+            fields = r.fields()
+            flat = [x for kv in fields.items() for x in kv]
+            label = r.label or "unclassifiable"
+            await self._script(
+                keys=[
+                    keys.post(r.id),
+                    keys.seen(r.model_version, r.id),
+                    keys.counts(r.model_version, self.bucket(r.created_at)),
+                    keys.totals(r.model_version),
+                    keys.feed(),
+                ],
+                args=[
+                    self.ttl_s,
+                    f"{r.source}|{r.channel}|{label}",
+                    self.count_ttl_s,
+                    self.feed_maxlen,
+                    len(flat),
+                    *flat,
+                    label,
+                ],
+                client=pipe,
+            )
+        return [bool(x) for x in await pipe.execute()]
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
