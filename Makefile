@@ -7,7 +7,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test lint install bench eval paper train clean
+.PHONY: demo sample test lint install bench eval paper train clean
 
 install: $(STAMP)
 
@@ -21,7 +21,11 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
+	@command -v redis-server >/dev/null || { echo "make demo needs redis-server (apt-get install redis-server)"; exit 1; }
 	$(BIN)/emostream demo
+
+sample: $(STAMP)
+	$(BIN)/emostream sample
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -2,9 +2,10 @@
 
 Every send is accounted for: a post is *ingested* when Kafka acknowledges it, a
 *failure* when the producer gives up on it (after its own retries, within
-``producer_delivery_timeout_s``) or cannot even queue it (buffer full for longer than
-``producer_max_block_ms``). Both are counted in metrics and in :attr:`stats`; nothing is
-dropped silently.
+``producer_delivery_timeout_s``) or cannot even queue it (more than
+``producer_max_in_flight`` posts unacknowledged for longer than ``producer_max_block_ms``,
+which bounds memory while Kafka is away). Both are counted in metrics and in
+:attr:`stats`; nothing is dropped silently.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import threading
 from dataclasses import dataclass
 
 from kafka import KafkaProducer
-from kafka.errors import KafkaError
+from kafka.errors import KafkaError, KafkaTimeoutError
 
 from . import metrics as m
 from .record import Post, encode, key
@@ -43,7 +44,6 @@ class PostProducer:
             compression_type=None if compression in ("", "none") else compression,
             linger_ms=settings.producer_linger_ms,
             batch_size=settings.producer_batch_bytes,
-            buffer_memory=settings.producer_buffer_bytes,
             max_block_ms=settings.producer_max_block_ms,
             delivery_timeout_ms=int(settings.producer_delivery_timeout_s * 1000),
             request_timeout_ms=min(30_000, int(settings.producer_delivery_timeout_s * 1000) - 1),
@@ -53,18 +53,22 @@ class PostProducer:
         self.topic = settings.topic_posts
         self.source = source
         self.stats = ProducerStats()
-        self._lock = threading.Lock()
+        self.max_in_flight = settings.producer_max_in_flight
+        self.max_block_s = settings.producer_max_block_ms / 1000
+        self._lock = threading.Condition()
         self._producer = KafkaProducer(**config)
 
     def _ok(self, _meta) -> None:
         with self._lock:
             self.stats.acked += 1
+            self._lock.notify()
         m.INGESTED.labels(self.source).inc()
         m.IN_FLIGHT.dec()
 
     def _failed(self, exc: BaseException) -> None:
         with self._lock:
             self.stats.failed += 1
+            self._lock.notify()
         m.PRODUCE_FAILURES.labels(self.source, type(exc).__name__).inc()
         m.IN_FLIGHT.dec()
         log.error("post not delivered to Kafka: %s", exc)
@@ -72,8 +76,14 @@ class PostProducer:
     def send(self, post: Post) -> bool:
         """Queue a post; False (and counted) if it could not even be queued."""
         with self._lock:
+            room = self._lock.wait_for(
+                lambda: self.stats.in_flight < self.max_in_flight, timeout=self.max_block_s
+            )
             self.stats.sent += 1
         m.IN_FLIGHT.inc()
+        if not room:
+            self._failed(KafkaTimeoutError(f"{self.max_in_flight} posts unacknowledged"))
+            return False
         try:
             future = self._producer.send(self.topic, key=key(post), value=encode(post))
         except KafkaError as exc:

@@ -80,12 +80,12 @@ class Settings:
     )
     producer_linger_ms: int = setting(20, "How long the producer waits to fill a batch.")
     producer_batch_bytes: int = setting(65536, "Largest producer batch per partition.")
-    producer_buffer_bytes: int = setting(
-        32 * 1024 * 1024,
-        "Producer memory for unsent records; when full, send() blocks up to "
-        "producer_max_block_ms and then fails (counted, never silently dropped).",
+    producer_max_in_flight: int = setting(
+        10_000,
+        "Posts sent but not yet acknowledged, at most (bounds memory while Kafka is away); "
+        "beyond it send() waits up to producer_max_block_ms, then fails (counted).",
     )
-    producer_max_block_ms: int = setting(60_000, "See producer_buffer_bytes.")
+    producer_max_block_ms: int = setting(60_000, "See producer_max_in_flight.")
     producer_delivery_timeout_s: float = setting(
         120.0, "A record not acknowledged by all in-sync replicas by then counts as failed."
     )

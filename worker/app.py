@@ -74,8 +74,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
         fut = await dead.send(key=key, value=dead_letter_payload(key, value, err))
         await fut  # delivered before the original is acknowledged
 
-    @app.on_startup.connect
-    async def on_startup(app, **kwargs) -> None:  # noqa: ARG001
+    async def start_processor() -> BatchProcessor:
         if settings.torch_threads:
             torch.set_num_threads(settings.torch_threads)
         device = None if settings.device == "auto" else settings.device
@@ -99,7 +98,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
             count_ttl_s=settings.count_ttl_s,
             feed_maxlen=settings.feed_maxlen,
         )
-        state["processor"] = BatchProcessor(
+        processor = BatchProcessor(
             classifier,
             fetcher,
             store,
@@ -110,9 +109,12 @@ def create_app(settings: WorkerSettings) -> faust.App:
         if settings.worker_metrics_port:
             start_http_server(settings.worker_metrics_port)
         log.info("emostream worker ready: model %s on %s", classifier.version, classifier.device)
+        return processor
 
     @app.agent(posts)
     async def classify(stream):
+        if "processor" not in state:
+            state["processor"] = await start_processor()
         async for events in stream.noack_take(settings.max_batch, within=settings.max_wait_s):
             messages = [
                 Message(e.message.key, e.message.value, e.message.partition, e.message.offset)
