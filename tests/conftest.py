@@ -49,3 +49,32 @@ def make_batch():
         return text, image, mask
 
     return make
+
+
+# -- real services (started on free loopback ports, stopped by PID) ---------------------------
+@pytest.fixture(scope="session")
+def broker():
+    """A Tansu broker (Kafka protocol, in memory) for the whole session."""
+    from worker.local_services import start_tansu
+
+    svc = start_tansu()
+    yield f"127.0.0.1:{svc.port}"
+    svc.stop()
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    """A fresh redis-server of this test's own; yields (port, Service)."""
+    from worker.local_services import start_redis
+
+    svc = start_redis(tmp_path / "redis")
+    yield svc
+    svc.stop()
+
+
+@pytest.fixture
+def unique():
+    """Factory of unique names (topics, groups) so tests never share Kafka state."""
+    import uuid
+
+    return lambda prefix: f"{prefix}-{uuid.uuid4().hex[:8]}"

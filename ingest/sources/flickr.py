@@ -118,7 +118,8 @@ class FlickrSource:
         for n in range(1, max_pages + 1):
             photos = self.page(n)["photos"]
             fresh = 0
-            for photo in photos.get("photo", []):
+            batch = photos.get("photo", [])
+            for photo in batch:
                 uploaded = int(photo.get("dateupload") or 0)
                 if uploaded <= self.seen_upload:
                     continue
@@ -128,7 +129,8 @@ class FlickrSource:
                     yield post_of(photo, self.channel)
                 except RecordError as err:
                     m.SKIPPED.labels("flickr", err.reason).inc()
-            if fresh == 0 or n >= int(photos.get("pages", 1)):
+            # newest first: a page that reached photos already seen is the last one needed
+            if fresh < len(batch) or not batch or n >= int(photos.get("pages", 1)):
                 break
         self.seen_upload = newest
 

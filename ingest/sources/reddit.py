@@ -23,10 +23,15 @@ log = logging.getLogger("emostream.ingest.reddit")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".webp")
 
 
+def _field(submission, name: str, default=None):
+    """An attribute Reddit sent, without praw's lazy fetch of the whole object when absent."""
+    return vars(submission).get(name, default)
+
+
 def image_url_of(submission) -> str | None:
-    if getattr(submission, "is_gallery", False):
-        items = (getattr(submission, "gallery_data", None) or {}).get("items") or []
-        media = getattr(submission, "media_metadata", None) or {}
+    if _field(submission, "is_gallery", False):
+        items = (_field(submission, "gallery_data") or {}).get("items") or []
+        media = _field(submission, "media_metadata") or {}
         for item in items:
             meta = media.get(item.get("media_id"), {})
             if meta.get("status", "valid") == "valid" and meta.get("e", "Image") == "Image":
@@ -34,7 +39,7 @@ def image_url_of(submission) -> str | None:
                 if url:
                     return html.unescape(url)
         return None
-    url = getattr(submission, "url", None) or ""
+    url = _field(submission, "url") or ""
     try:
         parts = urlsplit(url)
     except ValueError:
@@ -54,9 +59,10 @@ def image_url_of(submission) -> str | None:
 
 def post_of(submission) -> Post:
     title = submission.title or ""
-    body = getattr(submission, "selftext", "") or ""
+    body = _field(submission, "selftext", "") or ""
     text = f"{title}\n\n{body}".strip() if body else title
-    author = submission.author.name if getattr(submission, "author", None) else None
+    author = _field(submission, "author")
+    author = author.name if author is not None else None
     return make_post(
         id=f"reddit:{submission.name}",
         source="reddit",

@@ -1,0 +1,45 @@
+"""Settings: typed, from EMOSTREAM_* variables or secret files; secrets stay hidden."""
+
+import pytest
+
+from ingest.settings import SettingError, Settings
+from worker.settings import WorkerSettings
+
+
+def test_defaults_and_env_parsing():
+    s = WorkerSettings(
+        env={
+            "EMOSTREAM_MAX_BATCH": "64",
+            "EMOSTREAM_MAX_WAIT_S": "0.25",
+            "EMOSTREAM_REDDIT_SUBREDDITS": "pics, aww ,",
+            "EMOSTREAM_IMAGE_ALLOW_NETWORKS": "127.0.0.0/8",
+        }
+    )
+    assert s.max_batch == 64 and s.max_wait_s == 0.25
+    assert s.reddit_subreddits == ["pics", "aww"]
+    assert s.image_allow_networks == ["127.0.0.0/8"]
+    assert s.kafka_bootstrap == "localhost:9092"  # default
+
+
+def test_bad_values_are_clear_errors():
+    with pytest.raises(SettingError, match="EMOSTREAM_MAX_BATCH='many'"):
+        WorkerSettings(env={"EMOSTREAM_MAX_BATCH": "many"})
+    with pytest.raises(SettingError, match="unknown settings"):
+        Settings(env={}, max_bach=3)
+
+
+def test_secrets_from_files_and_never_in_repr(tmp_path):
+    f = tmp_path / "secret"
+    f.write_text("s3cr3t-value\n")
+    s = Settings(
+        env={"EMOSTREAM_REDDIT_CLIENT_SECRET_FILE": str(f), "EMOSTREAM_FLICKR_API_KEY": "k3y-value"}
+    )
+    assert s.reddit_client_secret == "s3cr3t-value"
+    assert "s3cr3t" not in repr(s) and "k3y-value" not in repr(s)
+    assert "s3cr3t" not in Settings.table()
+
+
+def test_every_setting_is_documented():
+    for name, spec in WorkerSettings.declared().items():
+        assert spec.doc and spec.env == "EMOSTREAM_" + name.upper()
+    assert "EMOSTREAM_REDIS_URL" in WorkerSettings.table()
