@@ -78,3 +78,54 @@ def unique():
     import uuid
 
     return lambda prefix: f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def worker_process(tmp_path):
+    """Factory: start ``emostream worker`` as production does (a process, env settings).
+
+    Test-only settings: a 3 s group session (Tansu holds joins for half of it; see
+    ../shared/KAFKA-TESTS.md) and loopback images allowed. Every worker is stopped by PID.
+    """
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from worker.local_services import free_port
+
+    started = []
+
+    def start(broker: str, redis_port: int, **settings):
+        port = free_port()
+        env = {
+            "EMOSTREAM_KAFKA_BOOTSTRAP": broker,
+            "EMOSTREAM_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+            "EMOSTREAM_IMAGE_ALLOW_NETWORKS": "127.0.0.0/8",
+            "EMOSTREAM_BROKER_SESSION_TIMEOUT_S": "3",
+            "EMOSTREAM_BROKER_HEARTBEAT_INTERVAL_S": "0.5",
+            "EMOSTREAM_WORKER_METRICS_PORT": str(port),
+            "EMOSTREAM_DEVICE": "cpu",
+        }
+        env.update({f"EMOSTREAM_{k.upper()}": str(v) for k, v in settings.items()})
+        log = tmp_path / f"worker-{len(started)}.log"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "worker.cli", "worker"],
+            env={**os.environ, **env},
+            stdout=open(log, "wb"),  # noqa: SIM115
+            stderr=subprocess.STDOUT,
+            cwd=Path(__file__).resolve().parent.parent,
+        )
+        proc.metrics_port = port
+        proc.log = log
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
