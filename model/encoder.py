@@ -91,10 +91,17 @@ class Encoder:
         with torch.inference_mode():
             return self._text_fn(cut, batch_size).cpu()
 
-    def encode_images(self, images: list[torch.Tensor], batch_size: int = 32) -> torch.Tensor:
-        """Decoded uint8 (3, H, W) tensors -> (N, image_dim) features on the CPU."""
+    def encode_images(self, images: list[torch.Tensor], batch_size: int | None = None):
+        """Decoded uint8 (3, H, W) tensors -> (N, image_dim) features on the CPU.
+
+        Forward passes take ``batch_size`` pictures at a time; by default 8 on CPU, where
+        EfficientNet-Lite0 (channels_last) peaks at batch 8 and slows down beyond it
+        (measured on 2 cores: 114 / 136 / 70 / 51 images/s at batch 1 / 8 / 16 / 32),
+        and 64 on CUDA.
+        """
         if not images:
             return torch.zeros(0, self.image_backbone.dim)
+        batch_size = batch_size or (64 if self.device.type == "cuda" else 8)
         net = self._image_model()
         cuda = self.device.type == "cuda"
         out = []

@@ -35,19 +35,26 @@ def build_posts(data_dir: Path) -> list[dict]:
     rows = []
 
     def add(item, kind, text, image, expect_mods, expect_status):
-        rows.append({
-            "id": f"it:{item.dataset}/{item.id}", "source": "twitter" if "twitter" in
-            item.dataset or "mvsa" in item.dataset else "reddit", "channel": item.dataset,
-            "text": text, "image": image, "_kind": kind, "_mods": expect_mods,
-            "_status": expect_status,
-        })
+        rows.append(
+            {
+                "id": f"it:{item.dataset}/{item.id}",
+                "source": "twitter"
+                if "twitter" in item.dataset or "mvsa" in item.dataset
+                else "reddit",
+                "channel": item.dataset,
+                "text": text,
+                "image": image,
+                "_kind": kind,
+                "_mods": expect_mods,
+                "_status": expect_status,
+            }
+        )
 
     mvsa = Dataset.load("mvsa-single", data_dir).split("test")
     for it in mvsa[:6]:
         add(it, "both", it.text, f"mvsa-single/images/{it.id}.jpg", "text,image", "ok")
     for it in mvsa[6:9]:  # the picture is missing on the server: 404
-        add(it, "broken", it.text, "mvsa-single/images/missing.jpg", "text",
-            "error:http_status")
+        add(it, "broken", it.text, "mvsa-single/images/missing.jpg", "text", "error:http_status")
     for it in Dataset.load("twitter-ii", data_dir).split("test")[:4]:
         add(it, "image", None, f"twitter-ii/images/{it.id}.jpg", "image", "ok")
     for it in Dataset.load("emotion6", data_dir).split("test")[:4]:
@@ -102,21 +109,54 @@ def test_every_post_has_exactly_one_correct_result(
     first = worker_process(broker, redis_server.port, consumer_group=unique("g"), **common)
 
     src = tmp_path / "posts.jsonl"
-    src.write_text("".join(json.dumps({k: v for k, v in p.items() if not k.startswith("_")})
-                           + "\n" for p in posts))
-    env = {**os.environ, "EMOSTREAM_KAFKA_BOOTSTRAP": broker, "EMOSTREAM_TOPIC_POSTS": topic,
-           "EMOSTREAM_INGEST_METRICS_PORT": "0"}
+    src.write_text(
+        "".join(
+            json.dumps({k: v for k, v in p.items() if not k.startswith("_")}) + "\n" for p in posts
+        )
+    )
+    env = {
+        **os.environ,
+        "EMOSTREAM_KAFKA_BOOTSTRAP": broker,
+        "EMOSTREAM_TOPIC_POSTS": topic,
+        "EMOSTREAM_INGEST_METRICS_PORT": "0",
+    }
     out = subprocess.run(
-        [sys.executable, "-m", "worker.cli", "ingest", "replay", str(src), "--run-id", RUN,
-         "--image-base-url", data_server, "--quiet"],
-        env=env, capture_output=True, text=True, timeout=120, cwd=REPO,
+        [
+            sys.executable,
+            "-m",
+            "worker.cli",
+            "ingest",
+            "replay",
+            str(src),
+            "--run-id",
+            RUN,
+            "--image-base-url",
+            data_server,
+            "--quiet",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
     )
     assert out.returncode == 0, out.stderr
     assert f"sent {n}, acknowledged {n}, failed 0" in out.stdout
 
-    bad = [b"{not json", b'{"v": 7, "id": "x"}', json.dumps(
-        {"v": 1, "id": "it:empty", "source": "reddit", "created_at": "2026-01-01T00:00:00Z",
-         "ingested_at": "2026-01-01T00:00:00Z", "text": "  "}).encode()]
+    bad = [
+        b"{not json",
+        b'{"v": 7, "id": "x"}',
+        json.dumps(
+            {
+                "v": 1,
+                "id": "it:empty",
+                "source": "reddit",
+                "created_at": "2026-01-01T00:00:00Z",
+                "ingested_at": "2026-01-01T00:00:00Z",
+                "text": "  ",
+            }
+        ).encode(),
+    ]
     producer = KafkaProducer(bootstrap_servers=broker, acks="all")
     for b in bad:
         producer.send(topic, key=b"bad", value=b)
@@ -149,22 +189,30 @@ def test_every_post_has_exactly_one_correct_result(
         image = (data_dir / p["image"]).read_bytes() if p["image"] else None
         offline = clf.classify([PostInput(p["text"], image)])[0]
         online = json.loads(results[p["id"]]["emotions"])
-        torch.testing.assert_close(torch.tensor(list(online.values())),
-                                   torch.tensor(list(offline.emotions.values())),
-                                   atol=3e-3, rtol=0)
+        torch.testing.assert_close(
+            torch.tensor(list(online.values())),
+            torch.tensor(list(offline.emotions.values())),
+            atol=3e-3,
+            rtol=0,
+        )
 
     # counts equal the number of distinct posts; the live namespace is untouched
     totals = {k: int(v) for k, v in r.hgetall(f"{prefix}:totals:{version}").items()}
     assert sum(totals.values()) == n and totals.get("unclassifiable") == 1
-    buckets = sum(int(v) for k in r.keys(f"{prefix}:counts:{version}:*")
-                  for v in r.hvals(k))
+    buckets = sum(int(v) for k in r.keys(f"{prefix}:counts:{version}:*") for v in r.hvals(k))
     assert buckets == n and r.xlen(f"{prefix}:feed") == n
     assert not r.keys("emo:post:*")
 
     # malformed messages reached the dead-letter topic with their reasons
-    consumer = KafkaConsumer(dlq, bootstrap_servers=broker, auto_offset_reset="earliest",
-                             consumer_timeout_ms=15000, group_id=unique("probe"),
-                             session_timeout_ms=3000, heartbeat_interval_ms=500)
+    consumer = KafkaConsumer(
+        dlq,
+        bootstrap_servers=broker,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=15000,
+        group_id=unique("probe"),
+        session_timeout_ms=3000,
+        heartbeat_interval_ms=500,
+    )
     dead = [json.loads(m.value) for m in consumer]
     consumer.close()
     assert sorted(d["reason"] for d in dead) == ["empty_post", "invalid_json", "unknown_version"]
@@ -184,8 +232,7 @@ def test_every_post_has_exactly_one_correct_result(
     first.terminate()
     first.wait(60)
     second = worker_process(broker, redis_server.port, consumer_group=unique("g"), **common)
-    wait_for(lambda: _duplicates(second.metrics_port) >= n, what="redelivered batch",
-             proc=second)
+    wait_for(lambda: _duplicates(second.metrics_port) >= n, what="redelivered batch", proc=second)
     assert snapshot(r) == before
 
 

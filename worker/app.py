@@ -3,13 +3,15 @@
     emostream worker                 # reads EMOSTREAM_* settings
 
 The agent takes up to ``max_batch`` messages or whatever arrived within ``max_wait_s``
-(``stream.noack_take``), hands them to :class:`BatchProcessor`, and acknowledges them only
-after their results are written; faust then commits the acknowledged offsets. A kill at
-any moment therefore re-delivers at most the unacknowledged batch, and the idempotent
-store makes that harmless.
+(``stream.noack_take``). It works in two overlapping stages: while the model classifies
+batch k and writes it to Redis, the agent already decodes batch k+1 and fetches its
+images. Messages are acknowledged only after their results are written; faust then
+commits the acknowledged offsets. A kill at any moment therefore re-delivers at most the
+unacknowledged batches, and the idempotent store makes that harmless.
 
-On SIGTERM faust stops the agent: the batch in hand is shielded from the cancellation,
-finished, written and acknowledged before the worker commits and leaves the group.
+On SIGTERM faust stops the agent: the batch queued for the model is finished, written
+and acknowledged before the worker commits and leaves the group; a batch still being
+prepared is left unacknowledged and is delivered again later.
 """
 
 from __future__ import annotations
@@ -113,26 +115,43 @@ def create_app(settings: WorkerSettings) -> faust.App:
 
     @app.agent(posts)
     async def classify(stream):
+        """Two stages: this loop prepares batch k+1 (records, images) while ``finisher``
+        classifies and writes batch k. Messages are acknowledged only after their write.
+        At most two prepared batches wait (queue of one + the one being finished)."""
         if "processor" not in state:
             state["processor"] = await start_processor()
-        async for events in stream.noack_take(settings.max_batch, within=settings.max_wait_s):
-            messages = [
-                Message(e.message.key, e.message.value, e.message.partition, e.message.offset)
-                for e in events
-            ]
-            task = asyncio.ensure_future(state["processor"].process(messages))
-            try:
-                await asyncio.shield(task)
-            except asyncio.CancelledError:
-                log.info("stopping: finishing the batch in hand (%d messages)", len(events))
-                await task
-                for e in events:
-                    await stream.ack(e)
-                raise
-            for e in events:
-                await stream.ack(e)
-            for e in events:
-                state.setdefault("last", {})[e.message.partition] = e.message.offset
+        processor: BatchProcessor = state["processor"]
+        queue: asyncio.Queue = asyncio.Queue(maxsize=1)
+
+        async def finisher() -> None:
+            while True:
+                events, prepared = await queue.get()
+                try:
+                    await processor.complete(prepared)
+                    for e in events:
+                        await stream.ack(e)
+                        state.setdefault("last", {})[e.message.partition] = e.message.offset
+                finally:
+                    queue.task_done()
+
+        finishing = asyncio.ensure_future(finisher())
+        try:
+            async for events in stream.noack_take(settings.max_batch, within=settings.max_wait_s):
+                messages = [
+                    Message(e.message.key, e.message.value, e.message.partition, e.message.offset)
+                    for e in events
+                ]
+                prepared = await processor.prepare(messages)
+                await queue.put((events, prepared))
+                if finishing.done():  # it only ends by an error: surface it
+                    finishing.result()
+        finally:
+            # Stopping (SIGTERM) or failing: finish and acknowledge what is queued, then
+            # leave; a batch still being prepared is not acknowledged and is redelivered.
+            if not finishing.done():
+                log.info("stopping: finishing the queued batch")
+                await asyncio.shield(queue.join())
+            finishing.cancel()
 
     @app.timer(interval=5.0)
     async def report_lag() -> None:

@@ -130,6 +130,8 @@ def start_redis(
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive: one connection serves many fetches
+
     def log_message(self, *args) -> None:  # noqa: D102
         pass
 

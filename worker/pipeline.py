@@ -48,6 +48,17 @@ class Message:
 
 
 @dataclass
+class Prepared:
+    """A batch whose records are decoded and images fetched and decoded."""
+
+    posts: list[Post]
+    pictures: list[torch.Tensor | None]
+    status: list[str]
+    dead_lettered: int
+    started: float
+
+
+@dataclass
 class BatchReport:
     posts: int = 0
     new: int = 0
@@ -174,14 +185,30 @@ class BatchProcessor:
 
     # -- the batch --------------------------------------------------------------------------
     async def process(self, messages: list[Message]) -> BatchReport:
+        """The whole batch: ``complete(await prepare(messages))``."""
+        return await self.complete(await self.prepare(messages))
+
+    async def prepare(self, messages: list[Message]) -> Prepared:
+        """The I/O half: decode records (dead-letter the bad), fetch and decode images.
+
+        The worker runs this for the next batch while ``complete`` runs the model on the
+        current one, so fetching overlaps computing.
+        """
         t0 = time.perf_counter()
-        report = BatchReport()
         posts = await self._decode_messages(messages)
-        report.dead_lettered = len(messages) - len(posts)
         if not posts:
-            return report
+            return Prepared([], [], [], len(messages), t0)
         m.BATCH_SIZE.observe(len(posts))
         pictures, status = await self._images(posts)
+        return Prepared(posts, pictures, status, len(messages) - len(posts), t0)
+
+    async def complete(self, prepared: Prepared) -> BatchReport:
+        """The compute half: one forward pass, one Redis pipeline (retried until written)."""
+        report = BatchReport(dead_lettered=prepared.dead_lettered)
+        posts, pictures, status = prepared.posts, prepared.pictures, prepared.status
+        if not posts:
+            return report
+        t0 = prepared.started
         t1 = time.perf_counter()
         loop = asyncio.get_running_loop()
         preds = await loop.run_in_executor(
