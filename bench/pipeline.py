@@ -216,8 +216,10 @@ def main() -> None:
         rate = batched / 2
         n_lat = max(20, int(rate * args.latency_seconds))
         lat_items = (items * (n_lat // len(items) + 1))[:n_lat]
-        lat_posts = [lambda it=it, k=k: make_posts([it], data.url, f"lat:{k}")[0]
-                     for k, it in enumerate(lat_items)]
+        lat_posts = [
+            lambda it=it, k=k: make_posts([it], data.url, f"lat:{k}")[0]
+            for k, it in enumerate(lat_items)
+        ]
         print(f"latency at {rate:.1f} posts/s for {n_lat} posts ...", flush=True)
         produce(bootstrap, topic, lat_posts, rate=rate)
         drain(r, len(items) + n_lat, "lat", worker, timeout=600)

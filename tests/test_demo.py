@@ -10,7 +10,10 @@ REPO = Path(__file__).resolve().parent.parent
 def test_demo_classifies_every_sample_post_through_the_real_pipeline():
     out = subprocess.run(
         [sys.executable, "-m", "worker.cli", "demo", "--metrics-port", "0"],
-        cwd=REPO, capture_output=True, text=True, timeout=400,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=400,
     )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     n = len((REPO / "model/sample/posts.jsonl").read_text().splitlines())
