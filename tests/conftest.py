@@ -10,7 +10,15 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from hypothesis import settings as hypothesis_settings  # noqa: E402
+
 from model.datasets import default_data_dir  # noqa: E402
+
+# CI runs the same examples every time (a failure is then a regression, not a dice roll);
+# HYPOTHESIS_PROFILE=explore searches afresh.
+hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
+hypothesis_settings.register_profile("explore", derandomize=False)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture(scope="session")
