@@ -46,8 +46,12 @@ class PostProducer:
             batch_size=settings.producer_batch_bytes,
             max_block_ms=settings.producer_max_block_ms,
             delivery_timeout_ms=int(settings.producer_delivery_timeout_s * 1000),
-            request_timeout_ms=min(30_000, int(settings.producer_delivery_timeout_s * 1000) - 1),
+            request_timeout_ms=min(
+                30_000,
+                int(settings.producer_delivery_timeout_s * 1000) - settings.producer_linger_ms - 1,
+            ),
             client_id=f"emostream-ingest-{source}",
+            **settings.kafka_client_options(),
         )
         config.update(overrides)
         self.topic = settings.topic_posts

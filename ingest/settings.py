@@ -89,6 +89,13 @@ class Settings:
     producer_delivery_timeout_s: float = setting(
         120.0, "A record not acknowledged by all in-sync replicas by then counts as failed."
     )
+    kafka_security_protocol: str = setting(
+        "PLAINTEXT", "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL."
+    )
+    kafka_sasl_mechanism: str = setting("PLAIN", "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.")
+    kafka_sasl_username: str = setting("", "SASL user name.")
+    kafka_sasl_password: str = setting("", "SASL password.", secret=True)
+    kafka_ssl_cafile: str = setting("", "CA bundle to verify the brokers (SSL, SASL_SSL).")
     ingest_metrics_port: int = setting(9100, "Port of the ingest /metrics endpoint; 0: none.")
 
     # -- Reddit (praw) ------------------------------------------------------------------------
@@ -138,6 +145,25 @@ class Settings:
                 if isinstance(value, Setting):
                     out[name] = value
         return out
+
+    def kafka_client_options(self) -> dict[str, Any]:
+        """Security options in kafka-python's terms (the worker maps them to faust's)."""
+        proto = self.kafka_security_protocol.upper()
+        allowed = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+        if proto not in allowed:
+            raise SettingError(f"EMOSTREAM_KAFKA_SECURITY_PROTOCOL must be one of {allowed}")
+        opts: dict[str, Any] = {"security_protocol": proto}
+        if proto.startswith("SASL"):
+            if not self.kafka_sasl_username or not self.kafka_sasl_password:
+                raise SettingError(f"{proto} needs EMOSTREAM_KAFKA_SASL_USERNAME and _PASSWORD")
+            opts.update(
+                sasl_mechanism=self.kafka_sasl_mechanism,
+                sasl_plain_username=self.kafka_sasl_username,
+                sasl_plain_password=self.kafka_sasl_password,
+            )
+        if proto.endswith("SSL") and self.kafka_ssl_cafile:
+            opts["ssl_cafile"] = self.kafka_ssl_cafile
+        return opts
 
     def replace(self, **changes: Any) -> Settings:
         merged = {**self._values, **changes}

@@ -9,14 +9,13 @@ import json
 import os
 import subprocess
 import sys
-import time
-import urllib.request
 from base64 import b64decode
 from pathlib import Path
 
 import pytest
 import redis
 import torch
+from helpers import metric, metrics, wait_for
 from kafka import KafkaConsumer, KafkaProducer
 
 from model.classifier import EmotionClassifier
@@ -64,27 +63,6 @@ def build_posts(data_dir: Path) -> list[dict]:
     it = Dataset.load("emotion6", data_dir).split("test")[10]
     add(it, "nothing", None, "emotion6/images/not-there.jpg", "", "error:http_status")
     return rows
-
-
-def metrics(port: int) -> dict[str, float]:
-    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    out = {}
-    for line in body.splitlines():
-        if line.startswith("emostream_"):
-            name, value = line.rsplit(" ", 1)
-            out[name] = float(value)
-    return out
-
-
-def wait_for(predicate, timeout_s=180, what="condition", proc=None):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"worker died: {proc.log.read_text()[-3000:]}")
-        if predicate():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def snapshot(r: redis.Redis) -> dict:
@@ -237,7 +215,4 @@ def test_every_post_has_exactly_one_correct_result(
 
 
 def _duplicates(port: int) -> float:
-    try:
-        return metrics(port).get("emostream_posts_duplicate_total", 0)
-    except OSError:
-        return 0
+    return metric(port, "emostream_posts_duplicate_total")

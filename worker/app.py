@@ -53,6 +53,27 @@ def dead_letter_payload(key: bytes | None, value: bytes | None, err: RecordError
     ).encode()
 
 
+def broker_credentials(settings: WorkerSettings):
+    """The Kafka security settings in faust's terms (None for PLAINTEXT)."""
+    import ssl
+
+    opts = settings.kafka_client_options()
+    proto = opts["security_protocol"]
+    context = None
+    if proto.endswith("SSL"):
+        context = ssl.create_default_context(cafile=opts.get("ssl_cafile"))
+    if proto.startswith("SASL"):
+        return faust.SASLCredentials(
+            username=opts["sasl_plain_username"],
+            password=opts["sasl_plain_password"],
+            ssl_context=context,
+            mechanism=opts["sasl_mechanism"],
+        )
+    if proto == "SSL":
+        return faust.SSLCredentials(context)
+    return None
+
+
 def create_app(settings: WorkerSettings) -> faust.App:
     app = faust.App(
         settings.consumer_group,
@@ -66,6 +87,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
         topic_partitions=settings.topic_partitions,
         topic_allow_declare=True,
         producer_acks=-1,
+        broker_credentials=broker_credentials(settings),
         stream_wait_empty=False,
     )
     posts = app.topic(settings.topic_posts, key_type=bytes, value_type=bytes)
@@ -94,6 +116,8 @@ def create_app(settings: WorkerSettings) -> faust.App:
         store = ResultStore.from_url(
             settings.redis_url,
             settings.redis_password,
+            settings.redis_username,
+            settings.redis_ssl_ca,
             prefix=settings.key_prefix,
             ttl_s=settings.result_ttl_s,
             bucket_s=settings.count_bucket_s,

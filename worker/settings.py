@@ -48,7 +48,9 @@ class WorkerSettings(Settings):
     redis_url: str = setting(
         "redis://localhost:6379/0", "Redis for results (redis:// or rediss://)."
     )
+    redis_username: str = setting("", "Redis ACL user name (with redis_password).")
     redis_password: str = setting("", "Redis AUTH password (if not in the URL).", secret=True)
+    redis_ssl_ca: str = setting("", "CA bundle to verify Redis over TLS (a rediss:// URL).")
     result_ttl_s: int = setting(7 * 24 * 3600, "Lifetime of a post's result hash.")
     count_bucket_s: int = setting(60, "Width of the time buckets of the counts.")
     count_ttl_s: int = setting(30 * 24 * 3600, "Lifetime of a count bucket.")

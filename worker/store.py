@@ -127,11 +127,18 @@ class ResultStore:
         self._script = client.register_script(WRITE_SCRIPT)
 
     @classmethod
-    def from_url(cls, url: str, password: str = "", **kw) -> ResultStore:
-        client = aioredis.Redis.from_url(
-            url, password=password or None, socket_timeout=5, socket_connect_timeout=5
-        )
-        return cls(client, **kw)
+    def from_url(
+        cls, url: str, password: str = "", username: str = "", ssl_ca: str = "", **kw
+    ) -> ResultStore:
+        """``redis://`` or ``rediss://`` (TLS; ``ssl_ca`` verifies the server)."""
+        options: dict = {"socket_timeout": 5, "socket_connect_timeout": 5}
+        if password:
+            options["password"] = password
+        if username:
+            options["username"] = username
+        if ssl_ca:
+            options["ssl_ca_certs"] = ssl_ca
+        return cls(aioredis.Redis.from_url(url, **options), **kw)
 
     def bucket(self, created_at: datetime) -> int:
         ts = int(created_at.timestamp())

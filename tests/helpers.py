@@ -1,0 +1,70 @@
+"""Testing helpers shared by the integration and fault suites."""
+
+from __future__ import annotations
+
+import time
+import urllib.request
+from pathlib import Path
+
+import redis
+
+from ingest.producer import PostProducer
+from ingest.record import Post, make_post, now
+from ingest.settings import Settings
+from model.datasets import Dataset
+
+
+def metrics(port: int) -> dict[str, float]:
+    """A worker's /metrics as {sample name with labels: value}."""
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    out = {}
+    for line in body.splitlines():
+        if line.startswith("emostream_"):
+            name, value = line.rsplit(" ", 1)
+            out[name] = float(value)
+    return out
+
+
+def metric(port: int, name: str, default: float = 0.0) -> float:
+    try:
+        return metrics(port).get(name, default)
+    except OSError:
+        return default
+
+
+def wait_for(
+    predicate, timeout_s: float = 180, what: str = "condition", proc=None, every_s: float = 0.5
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"worker died: {Path(proc.log).read_text()[-3000:]}")
+        if predicate():
+            return
+        time.sleep(every_s)
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+
+
+def written(r: redis.Redis, prefix: str = "emo") -> int:
+    """Posts counted so far (all model versions), from the totals hashes: one cheap read."""
+    return sum(int(v) for k in r.keys(f"{prefix}:totals:*") for v in r.hvals(k))
+
+
+def text_posts(data_dir: Path, n: int, tag: str) -> list[Post]:
+    """n text-only posts from goemotions (fast to classify)."""
+    items = Dataset.load("goemotions", data_dir).split("train")[:n]
+    return [
+        make_post(
+            id=f"{tag}:{i.id}", source="reddit", channel="goemotions", created_at=now(), text=i.text
+        )
+        for i in items
+    ]
+
+
+def produce(broker: str, topic: str, posts: list[Post]) -> None:
+    settings = Settings(env={}, kafka_bootstrap=broker, topic_posts=topic, ingest_metrics_port=0)
+    producer = PostProducer(settings, "replay")
+    for p in posts:
+        producer.send(p)
+    producer.close()
+    assert producer.stats.failed == 0 and producer.stats.acked == len(posts)

@@ -1,0 +1,220 @@
+"""Faults with real processes: kill -9, a Redis outage, slow batches, a broker gone at ingest.
+
+Every test ends with the same two checks: every post has exactly one result, and the
+counts equal the number of distinct posts.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import redis
+from helpers import metric, produce, text_posts, wait_for, written
+
+from ingest.producer import PostProducer
+from ingest.record import make_post, now
+from ingest.settings import Settings
+from worker.local_services import create_topics, start_redis, start_tansu
+
+JPEG = (Path(__file__).resolve().parent.parent / "model/sample/images/flower.jpg").read_bytes()
+
+
+def assert_exactly_once(r: redis.Redis, ids: list[str]) -> None:
+    keys = set(r.keys("emo:post:*"))
+    assert keys == {f"emo:post:{i}" for i in ids}, (len(keys), len(ids))
+    assert written(r) == len(ids)
+    assert all(
+        r.hget(f"emo:post:{i}", "status") == "classified" for i in ids[:: max(1, len(ids) // 50)]
+    )
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def test_kill_9_at_random_moments_loses_nothing_counts_nothing_twice(
+    broker, redis_server, worker_process, data_dir, unique
+):
+    posts = text_posts(data_dir, 2000, "crash")
+    topic = unique("posts")
+    create_topics(broker, {topic: 4})
+    produce(broker, topic, posts)
+    r = redis.Redis(port=redis_server.port, decode_responses=True)
+    group = unique("g")  # the same group throughout: a restart resumes from the commits
+    rng = random.Random(20261124)
+    kills = []
+    for _ in range(5):
+        w = worker_process(broker, redis_server.port, topic_posts=topic, consumer_group=group)
+        start = written(r)
+        wait_for(lambda s=start: written(r) > s, proc=w, what="progress after restart")
+        time.sleep(rng.uniform(0.2, 2.5))  # somewhere inside a batch, or between two
+        os.kill(w.pid, signal.SIGKILL)
+        w.wait(10)
+        kills.append(written(r))
+    assert kills[-1] < len(posts), "the kills came too late to test anything"
+    w = worker_process(broker, redis_server.port, topic_posts=topic, consumer_group=group)
+    wait_for(
+        lambda: len(r.keys("emo:post:*")) >= len(posts),
+        timeout_s=300,
+        proc=w,
+        what="all posts",
+        every_s=1.0,
+    )
+    time.sleep(2)  # anything still arriving would be a double count
+    assert_exactly_once(r, [p.id for p in posts])
+    print(f"\nkill -9 after {kills} posts written; all {len(posts)} written exactly once")
+
+
+def test_redis_outage_stalls_the_worker_and_loses_nothing(
+    broker, worker_process, data_dir, unique, tmp_path
+):
+    store = start_redis(tmp_path / "aof", aof=True)
+    try:
+        posts = text_posts(data_dir, 800, "outage")
+        topic = unique("posts")
+        create_topics(broker, {topic: 2})
+        w = worker_process(broker, store.port, topic_posts=topic, consumer_group=unique("g"))
+        produce(broker, topic, posts)
+        r = redis.Redis(port=store.port, decode_responses=True)
+        wait_for(lambda: written(r) >= 100, proc=w, what="first results")
+        store.stop()  # SIGTERM: redis-server fsyncs its AOF and exits
+        outage_start = time.monotonic()
+        wait_for(
+            lambda: metric(w.metrics_port, "emostream_redis_stalled") == 1,
+            timeout_s=30,
+            proc=w,
+            what="stall reported",
+        )
+        rss_stalled = rss_kib(w.pid)
+        time.sleep(20)
+        assert w.poll() is None, "worker crashed during the outage"
+        errors = metric(w.metrics_port, "emostream_redis_errors_total")
+        rss_after = rss_kib(w.pid)
+        store = start_redis(tmp_path / "aof", port=store.port, aof=True)
+        r = redis.Redis(port=store.port, decode_responses=True)
+        wait_for(
+            lambda: len(r.keys("emo:post:*")) >= len(posts),
+            timeout_s=240,
+            proc=w,
+            what="all posts after the outage",
+            every_s=1.0,
+        )
+        assert metric(w.metrics_port, "emostream_redis_stalled") == 0
+        assert errors >= 3  # retried with back-off, not once and given up
+        assert rss_after < rss_stalled + 50_000  # held, not piling up batches (KiB)
+        time.sleep(2)
+        assert_exactly_once(r, [p.id for p in posts])
+        print(
+            f"\noutage {time.monotonic() - outage_start:.0f}s, {errors:.0f} failed writes, "
+            f"RSS {rss_stalled} -> {rss_after} KiB during the outage"
+        )
+    finally:
+        store.stop()
+
+
+class SlowImages(BaseHTTPRequestHandler):
+    delay_s = 2.5
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *a):
+        pass
+
+    def do_GET(self):  # noqa: N802
+        time.sleep(self.delay_s)
+        self.send_response(200)
+        self.send_header("Content-Type", "image/jpeg")
+        self.send_header("Content-Length", str(len(JPEG)))
+        self.end_headers()
+        self.wfile.write(JPEG)
+
+
+def test_slow_batches_do_not_throw_the_worker_out_of_its_group(
+    broker, redis_server, worker_process, unique
+):
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), SlowImages)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{srv.server_address[1]}"
+        posts = [
+            make_post(
+                id=f"slow:{i}",
+                source="flickr",
+                created_at=now(),
+                text=f"post {i}",
+                image_url=f"{url}/{i}.jpg",
+            )
+            for i in range(48)
+        ]
+        topic = unique("posts")
+        create_topics(broker, {topic: 2})
+        # every batch waits 2.5 s for its pictures; the group session is 3 s
+        w = worker_process(
+            broker, redis_server.port, topic_posts=topic, consumer_group=unique("g"), max_batch=8
+        )
+        produce(broker, topic, posts)
+        r = redis.Redis(port=redis_server.port, decode_responses=True)
+        wait_for(
+            lambda: len(r.keys("emo:post:*")) >= len(posts),
+            timeout_s=240,
+            proc=w,
+            what="all slow posts",
+            every_s=1.0,
+        )
+        joins = Path(w.log).read_text().count("Revoking previously assigned partitions")
+        assert joins == 1, f"{joins - 1} rebalances while batches were slow"
+        assert_exactly_once(r, [p.id for p in posts])
+        assert r.hget("emo:post:slow:0", "modalities") == "text,image"
+    finally:
+        srv.shutdown()
+
+
+def test_broker_gone_at_ingest_every_post_is_acked_or_counted_failed(data_dir):
+    tansu = start_tansu()
+    broker = f"127.0.0.1:{tansu.port}"
+    try:
+        create_topics(broker, {"gone": 1})
+        settings = Settings(
+            env={},
+            kafka_bootstrap=broker,
+            topic_posts="gone",
+            producer_max_in_flight=50,
+            producer_max_block_ms=500,
+            producer_delivery_timeout_s=4.0,
+            ingest_metrics_port=0,
+        )
+        producer = PostProducer(settings, "replay", retry_backoff_ms=100)
+        posts = text_posts(data_dir, 400, "gone")
+        for p in posts[:100]:
+            producer.send(p)
+        producer.flush(10)
+        assert producer.stats.acked == 100
+        tansu.kill()  # the broker vanishes mid-stream
+        most_in_flight = 0
+        for p in posts[100:]:
+            producer.send(p)
+            most_in_flight = max(most_in_flight, producer.stats.in_flight)
+        producer.close(timeout_s=10)
+        st = producer.stats
+        assert st.sent == 400 and st.acked + st.failed == 400 and st.failed >= 300
+        assert most_in_flight <= 50  # bounded memory while the broker is away
+        from prometheus_client import REGISTRY
+
+        failed = sum(
+            s.value
+            for m in REGISTRY.collect()
+            if m.name == "emostream_produce_failures"
+            for s in m.samples
+            if s.name.endswith("_total")
+        )
+        assert failed >= st.failed
+    finally:
+        tansu.stop()
