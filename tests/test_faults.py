@@ -218,3 +218,32 @@ def test_broker_gone_at_ingest_every_post_is_acked_or_counted_failed(data_dir):
         assert failed >= st.failed
     finally:
         tansu.stop()
+
+
+def test_sigterm_finishes_the_batch_in_hand_and_a_restart_resumes(
+    broker, redis_server, worker_process, data_dir, unique
+):
+    posts = text_posts(data_dir, 600, "term")
+    topic = unique("posts")
+    create_topics(broker, {topic: 2})
+    produce(broker, topic, posts)
+    r = redis.Redis(port=redis_server.port, decode_responses=True)
+    group = unique("g")
+    w = worker_process(broker, redis_server.port, topic_posts=topic, consumer_group=group)
+    wait_for(lambda: written(r) >= 50, proc=w, what="first results")
+    w.terminate()
+    assert w.wait(60) == 0  # a clean exit, not a kill
+    log = Path(w.log).read_text()
+    assert "Traceback" not in log
+    stopped_at = written(r)
+    w = worker_process(broker, redis_server.port, topic_posts=topic, consumer_group=group)
+    wait_for(
+        lambda: len(r.keys("emo:post:*")) >= len(posts),
+        timeout_s=240,
+        proc=w,
+        what="the rest after restart",
+        every_s=1.0,
+    )
+    time.sleep(2)
+    assert_exactly_once(r, [p.id for p in posts])
+    print(f"\nSIGTERM after {stopped_at} posts; restart finished the rest, each once")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 from base64 import b64encode
 
 import faust
@@ -39,16 +40,23 @@ from .store import ResultStore
 log = logging.getLogger("emostream.worker")
 
 
+DEAD_LETTER_ORIGINAL_BYTES = 256 * 1024
+"""The dead letter keeps at most this much of the original message (base64 in JSON), so a
+huge message cannot make the dead letter itself too large to send."""
+
+
 def dead_letter_payload(key: bytes | None, value: bytes | None, err: RecordError) -> bytes:
     """What the dead-letter topic receives: the reason and the original bytes (base64)."""
+    value = value or b""
     return json.dumps(
         {
             "reason": err.reason,
             "detail": err.detail[:500],
             "at": now().isoformat(),
-            "key": key.decode("utf-8", "replace") if key else None,
-            "original_b64": b64encode(value[:1_000_000]).decode() if value else None,
-            "original_bytes": len(value) if value else 0,
+            "key": key[:1024].decode("utf-8", "replace") if key else None,
+            "original_b64": b64encode(value[:DEAD_LETTER_ORIGINAL_BYTES]).decode(),
+            "original_bytes": len(value),
+            "original_truncated": len(value) > DEAD_LETTER_ORIGINAL_BYTES,
         }
     ).encode()
 
@@ -95,8 +103,19 @@ def create_app(settings: WorkerSettings) -> faust.App:
     state: dict = {}
 
     async def send_dead_letter(key, value, err: RecordError) -> None:
-        fut = await dead.send(key=key, value=dead_letter_payload(key, value, err))
-        await fut  # delivered before the original is acknowledged
+        """Delivered before the original is acknowledged; retried while Kafka refuses it."""
+        payload = dead_letter_payload(key, value, err)
+        delay = 0.5
+        while True:
+            try:
+                fut = await dead.send(key=key[:1024] if key else key, value=payload)
+                await fut
+                return
+            except Exception as exc:  # noqa: BLE001 - any send failure: hold and retry
+                m.DEAD_LETTER_ERRORS.inc()
+                log.warning("dead letter not delivered (%s); retry in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, settings.redis_retry_max_s)
 
     async def start_processor() -> BatchProcessor:
         if settings.torch_threads:
@@ -158,7 +177,13 @@ def create_app(settings: WorkerSettings) -> faust.App:
                 finally:
                     queue.task_done()
 
+        def crash_if_failed(task: asyncio.Future) -> None:
+            if not task.cancelled() and task.exception() is not None:
+                log.critical("unexpected error in the worker; exiting", exc_info=task.exception())
+                os._exit(70)
+
         finishing = asyncio.ensure_future(finisher())
+        finishing.add_done_callback(crash_if_failed)
         try:
             async for events in stream.noack_take(settings.max_batch, within=settings.max_wait_s):
                 messages = [
@@ -167,15 +192,22 @@ def create_app(settings: WorkerSettings) -> faust.App:
                 ]
                 prepared = await processor.prepare(messages)
                 await queue.put((events, prepared))
-                if finishing.done():  # it only ends by an error: surface it
-                    finishing.result()
-        finally:
-            # Stopping (SIGTERM) or failing: finish and acknowledge what is queued, then
-            # leave; a batch still being prepared is not acknowledged and is redelivered.
+            await queue.join()  # the stream ended: finish what is queued
+            finishing.cancel()
+        except asyncio.CancelledError:
+            # Stopping (SIGTERM): finish and acknowledge what is queued, then leave; a batch
+            # still being prepared is not acknowledged and is delivered again later.
             if not finishing.done():
                 log.info("stopping: finishing the queued batch")
                 await asyncio.shield(queue.join())
             finishing.cancel()
+            raise
+        except Exception:
+            # A bug, not bad input (bad input is dead-lettered or classified text-only).
+            # Crash-only: exit so the supervisor restarts us; nothing unacknowledged is
+            # lost, it is delivered again.
+            log.critical("unexpected error in the worker; exiting", exc_info=True)
+            os._exit(70)
 
     @app.timer(interval=5.0)
     async def report_lag() -> None:

@@ -25,6 +25,10 @@ DEAD_LETTERED = Counter(
     "Messages sent to the dead-letter topic, by reason.",
     ["reason"],
 )
+DEAD_LETTER_ERRORS = Counter(
+    "emostream_dead_letter_errors_total",
+    "Failed sends to the dead-letter topic (retried; the message is held meanwhile).",
+)
 IMAGE_FAILURES = Counter(
     "emostream_image_failures_total", "Image fetch or decode failures, by reason.", ["reason"]
 )
