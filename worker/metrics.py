@@ -11,6 +11,11 @@ CLASSIFIED = Counter(
     "Posts written to Redis with a prediction, by modalities used.",
     ["source", "modalities"],
 )
+BY_EMOTION = Counter(
+    "emostream_posts_by_emotion_total",
+    "Posts written, by source, channel and predicted emotion (the dashboard's emotion mix).",
+    ["source", "channel", "emotion"],
+)
 UNCLASSIFIABLE = Counter(
     "emostream_posts_unclassifiable_total",
     "Posts written without a prediction (no text and the image failed), by image reason.",

@@ -256,6 +256,7 @@ class BatchProcessor:
                 continue
             if r.label:
                 m.CLASSIFIED.labels(r.source, "+".join(r.modalities)).inc()
+                m.BY_EMOTION.labels(r.source, r.channel[:64], r.label).inc()
             else:
                 m.UNCLASSIFIABLE.labels(r.image_status.removeprefix("error:")).inc()
             m.END_TO_END_SECONDS.observe(max(0.0, (done - r.ingested_at).total_seconds()))
