@@ -17,6 +17,7 @@ prepared is left unacknowledged and is delivered again later.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import os
@@ -82,6 +83,50 @@ def broker_credentials(settings: WorkerSettings):
     return None
 
 
+async def build_processor(settings: WorkerSettings, dead_letter) -> BatchProcessor:
+    """The batch processor with the served model, image fetcher and Redis store."""
+    if settings.torch_threads:
+        torch.set_num_threads(settings.torch_threads)
+    device = None if settings.device == "auto" else settings.device
+    classifier = EmotionClassifier(device=device)
+    enc = classifier.encoder
+    enc.image_backbone = dataclasses.replace(
+        enc.image_backbone,
+        transform=dataclasses.replace(enc.transform, max_pixels=settings.image_max_pixels),
+    )
+    # Load both encoders now, not in the first batch.
+    warm = PostInput("warm up", torch.zeros(3, 224, 224, dtype=torch.uint8))
+    await asyncio.to_thread(classifier.classify, [warm])
+    fetcher = ImageFetcher(
+        AddressGuard.from_strings(settings.image_allow_networks),
+        max_bytes=settings.image_max_bytes,
+        timeout_s=settings.image_timeout_s,
+        max_redirects=settings.image_max_redirects,
+        concurrency=settings.image_concurrency,
+    )
+    store = ResultStore.from_url(
+        settings.redis_url,
+        settings.redis_password,
+        settings.redis_username,
+        settings.redis_ssl_ca,
+        prefix=settings.key_prefix,
+        ttl_s=settings.result_ttl_s,
+        bucket_s=settings.count_bucket_s,
+        count_ttl_s=settings.count_ttl_s,
+        feed_maxlen=settings.feed_maxlen,
+    )
+    processor = BatchProcessor(
+        classifier,
+        fetcher,
+        store,
+        dead_letter,
+        decode_threads=settings.decode_threads,
+        redis_retry_max_s=settings.redis_retry_max_s,
+    )
+    log.info("emostream ready: model %s on %s", classifier.version, classifier.device)
+    return processor
+
+
 def create_app(settings: WorkerSettings) -> faust.App:
     app = faust.App(
         settings.consumer_group,
@@ -118,42 +163,9 @@ def create_app(settings: WorkerSettings) -> faust.App:
                 delay = min(delay * 2, settings.redis_retry_max_s)
 
     async def start_processor() -> BatchProcessor:
-        if settings.torch_threads:
-            torch.set_num_threads(settings.torch_threads)
-        device = None if settings.device == "auto" else settings.device
-        classifier = EmotionClassifier(device=device)
-        # Load both encoders now, not in the first batch.
-        warm = PostInput("warm up", torch.zeros(3, 224, 224, dtype=torch.uint8))
-        await asyncio.to_thread(classifier.classify, [warm])
-        fetcher = ImageFetcher(
-            AddressGuard.from_strings(settings.image_allow_networks),
-            max_bytes=settings.image_max_bytes,
-            timeout_s=settings.image_timeout_s,
-            max_redirects=settings.image_max_redirects,
-            concurrency=settings.image_concurrency,
-        )
-        store = ResultStore.from_url(
-            settings.redis_url,
-            settings.redis_password,
-            settings.redis_username,
-            settings.redis_ssl_ca,
-            prefix=settings.key_prefix,
-            ttl_s=settings.result_ttl_s,
-            bucket_s=settings.count_bucket_s,
-            count_ttl_s=settings.count_ttl_s,
-            feed_maxlen=settings.feed_maxlen,
-        )
-        processor = BatchProcessor(
-            classifier,
-            fetcher,
-            store,
-            send_dead_letter,
-            decode_threads=settings.decode_threads,
-            redis_retry_max_s=settings.redis_retry_max_s,
-        )
+        processor = await build_processor(settings, send_dead_letter)
         if settings.worker_metrics_port:
             start_http_server(settings.worker_metrics_port)
-        log.info("emostream worker ready: model %s on %s", classifier.version, classifier.device)
         return processor
 
     @app.agent(posts)

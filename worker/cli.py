@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 
 from ingest import cli as ingest_cli
 from model import cli as model_cli
@@ -31,6 +32,31 @@ def cmd_settings(args) -> int:  # noqa: ARG001
     return 0
 
 
+def cmd_replay(args) -> int:
+    from pathlib import Path
+
+    from .replay import run_replay
+    from .settings import WorkerSettings
+
+    if not args.paths and not args.topic:
+        print("error: give files/folders to replay, or --topic", file=sys.stderr)
+        return 2
+    summary = run_replay(
+        WorkerSettings(),
+        files=[Path(p) for p in args.paths] or None,
+        topic=args.topic,
+        start=args.start,
+        end=args.end,
+        run_id=args.run_id,
+        image_base_url=args.image_base_url,
+        rate=args.rate,
+        tag=args.tag,
+        progress=not args.quiet,
+    )
+    print(summary.line())
+    return 0
+
+
 def cmd_demo(args) -> int:
     from .demo import run_demo
 
@@ -48,6 +74,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("worker", help="run a faust worker (EMOSTREAM_* settings)")
     p.add_argument("--loglevel", default="info")
     p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser(
+        "replay", help="offline replay of files or a Kafka range into its own namespace"
+    )
+    p.add_argument("paths", nargs="*", help="CSV / JSONL / Parquet files or folders")
+    p.add_argument("--topic", default=None, help="replay a Kafka topic instead of files")
+    p.add_argument("--start", default=None, help="offset or ISO timestamp (with --topic)")
+    p.add_argument("--end", default=None, help="offset or ISO timestamp, exclusive")
+    p.add_argument("--run-id", default=None, help="the same id resumes an interrupted replay")
+    p.add_argument("--image-base-url", default=None)
+    p.add_argument("--rate", type=float, default=0.0, help="posts/s; 0: as fast as possible")
+    p.add_argument("--tag", default="", help="a label stored with the run (e.g. model tag)")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser("demo", help="the whole pipeline on this machine, on the bundled sample")
     p.add_argument(

@@ -1,0 +1,77 @@
+"""Replay all of ../shared/data through the worker's batch code, in one run.
+
+    python bench/replay_all.py [--data-dir ../shared/data] [--json bench/results/replay_all.json]
+
+Starts its own redis-server and a loopback server for the dataset pictures, then runs
+``emostream replay <data dir> --image-base-url <server>`` (as a function): every posts.csv,
+80,189 rows. Rows without a picture file keep their original image URL (dead links:
+refused or failing, so those posts are classified on their text). Prints the summary and
+writes JSON with the throughput.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from model.datasets import default_data_dir  # noqa: E402
+from worker.local_services import serve_directory, start_redis  # noqa: E402
+from worker.replay import run_replay  # noqa: E402
+from worker.settings import WorkerSettings  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--data-dir", type=Path, default=default_data_dir())
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--json", type=Path, default=REPO / "bench/results/replay_all.json")
+    args = ap.parse_args()
+    store = start_redis(Path(tempfile.mkdtemp(prefix="emostream-replay-")))
+    images = serve_directory(args.data_dir)
+    try:
+        settings = WorkerSettings(
+            env={},
+            redis_url=f"redis://127.0.0.1:{store.port}/0",
+            image_allow_networks=["127.0.0.0/8"],
+            max_batch=args.batch,
+            worker_metrics_port=0,
+        )
+        # the posts.csv "image" column is relative to each dataset folder
+        summary = run_replay(
+            settings,
+            files=sorted(args.data_dir.glob("*/posts.csv")),
+            run_id="all-data",
+            image_base_url=None,
+            progress=True,
+            tag="bench/replay_all.py",
+            image_base_for=lambda path: f"{images.url}/{path.parent.name}",
+        )
+    finally:
+        images.stop()
+        store.stop()
+    print(summary.line())
+    out = {
+        "rows": summary.rows,
+        "seconds": summary.seconds,
+        "posts_per_s": summary.rows / summary.seconds,
+        "written": summary.written,
+        "dead_lettered": dict(summary.dead),
+        "unclassifiable": summary.unclassifiable,
+        "batch": args.batch,
+        "cores": os.cpu_count(),
+    }
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(out, indent=1))
+    print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
