@@ -57,6 +57,14 @@ def cmd_replay(args) -> int:
     return 0
 
 
+def cmd_api(args) -> int:  # noqa: ARG001
+    from .dashboard_api import run_api
+    from .settings import WorkerSettings
+
+    run_api(WorkerSettings())
+    return 0
+
+
 def cmd_demo(args) -> int:
     from .demo import run_demo
 
@@ -95,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--metrics-port", type=int, default=9101)
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("api", help="the dashboard API and live page over Redis")
+    p.set_defaults(func=cmd_api)
 
     p = sub.add_parser("settings", help="print the settings table")
     p.set_defaults(func=cmd_settings)

@@ -60,5 +60,9 @@ class WorkerSettings(Settings):
         10.0, "Longest back-off between retries while Redis is down (the batch is held)."
     )
 
+    # -- Dashboard API ------------------------------------------------------------------------
+    api_host: str = setting("0.0.0.0", "Address the dashboard API listens on.")
+    api_port: int = setting(8080, "Port of the dashboard API and page.")
+
     # -- Metrics ------------------------------------------------------------------------------
     worker_metrics_port: int = setting(9101, "Port of the worker /metrics endpoint; 0: none.")

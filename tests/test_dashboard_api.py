@@ -1,0 +1,215 @@
+"""The dashboard API (a real process over a real Redis) and its page in headless Chromium."""
+
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+
+from worker.local_services import free_port, wait_for_port
+from worker.store import Result, ResultStore
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def result(i, label, channel="r/happy", source="reddit", run_id=None, mods=("text",)):
+    t = datetime.now(UTC)
+    return Result(
+        id=f"{source}:{i}",
+        source=source,
+        channel=channel,
+        created_at=t,
+        ingested_at=t,
+        written_at=t,
+        label=label,
+        emotions={label: 0.8, "fear": 0.2},
+        sentiment="positive",
+        sentiments={"positive": 1.0},
+        modalities=mods,
+        image_status="ok" if "image" in mods else "absent",
+        model_version="v1",
+        run_id=run_id,
+        text=f"post number {i} <b>not bold</b>",
+    )
+
+
+def write(port, results):
+    async def go():
+        store = ResultStore.from_url(f"redis://127.0.0.1:{port}/0")
+        try:
+            await store.write(results)
+        finally:
+            await store.aclose()
+
+    asyncio.run(go())
+
+
+@pytest.fixture
+def api(redis_server):
+    port = free_port()
+    env = {
+        **os.environ,
+        "EMOSTREAM_REDIS_URL": f"redis://127.0.0.1:{redis_server.port}/0",
+        "EMOSTREAM_API_PORT": str(port),
+        "EMOSTREAM_API_HOST": "127.0.0.1",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "worker.cli", "api"],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    wait_for_port(port, proc=proc)
+    write(
+        redis_server.port,
+        [
+            result(1, "joy"),
+            result(2, "anger", channel="r/rage"),
+            result(3, "joy", source="flickr", channel="tag:sun", mods=("text", "image")),
+            result(9, "fear", run_id="backfill"),
+        ],
+    )
+    yield f"http://127.0.0.1:{port}", redis_server.port
+    proc.terminate()
+    proc.wait(10)
+
+
+def test_one_post_and_not_found(api):
+    url, _ = api
+    r = httpx.get(f"{url}/api/posts/reddit:1")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["label"] == "joy" and body["emotions"]["joy"] == 0.8
+    assert body["modalities"] == ["text"]
+    assert httpx.get(f"{url}/api/posts/nope").status_code == 404
+    assert httpx.get(f"{url}/api/posts/reddit:9").status_code == 404  # a replay's post
+    assert httpx.get(f"{url}/api/posts/reddit:9?run=backfill").json()["label"] == "fear"
+    assert httpx.get(f"{url}/api/posts/x?run=../../etc").status_code == 400
+
+
+def test_latest_with_filters(api):
+    url, _ = api
+    ids = [r["id"] for r in httpx.get(f"{url}/api/latest").json()["results"]]
+    assert ids == ["flickr:3", "reddit:2", "reddit:1"]  # newest first, live only
+    assert [r["id"] for r in httpx.get(f"{url}/api/latest?emotion=joy").json()["results"]] == [
+        "flickr:3",
+        "reddit:1",
+    ]
+    assert [r["id"] for r in httpx.get(f"{url}/api/latest?channel=r/rage").json()["results"]] == [
+        "reddit:2"
+    ]
+    assert len(httpx.get(f"{url}/api/latest?limit=1").json()["results"]) == 1
+    assert httpx.get(f"{url}/api/latest?limit=x").status_code == 400
+
+
+def test_aggregates_per_bucket_and_channel(api):
+    url, _ = api
+    body = httpx.get(f"{url}/api/aggregates?window_s=600").json()
+    assert body["version"] == "v1" and body["bucket_s"] == 60
+    total = {}
+    for b in body["buckets"]:
+        for k, v in b["counts"].items():
+            total[k] = total.get(k, 0) + v
+    assert total == {"joy": 2, "anger": 1}
+    assert body["channels"] == {
+        "reddit/r/happy": {"joy": 1},
+        "reddit/r/rage": {"anger": 1},
+        "flickr/tag:sun": {"joy": 1},
+    }
+    only = httpx.get(f"{url}/api/aggregates?window_s=600&source=flickr").json()
+    assert list(only["channels"]) == ["flickr/tag:sun"]
+
+
+def test_live_feed_streams_new_results_and_resumes(api):
+    url, redis_port = api
+    events = []
+
+    def listen():
+        with httpx.stream("GET", f"{url}/api/feed?emotion=sadness", timeout=20) as r:
+            for line in r.iter_lines():
+                if line.startswith("data: "):
+                    events.append(json.loads(line[6:]))
+                    return
+
+    t = threading.Thread(target=listen)
+    t.start()
+    time.sleep(1.0)
+    write(redis_port, [result(4, "joy"), result(5, "sadness")])
+    t.join(15)
+    assert [e["id"] for e in events] == ["reddit:5"]
+    # resume from an event id: everything after it
+    first = httpx.get(f"{url}/api/latest").json()["results"][-1]["event_id"]
+    with httpx.stream("GET", f"{url}/api/feed", headers={"Last-Event-ID": first}, timeout=20) as r:
+        got = []
+        for line in r.iter_lines():
+            if line.startswith("id: "):
+                got.append(line[4:])
+            if len(got) == 4:
+                break
+    assert len(got) == 4 and got[0] > first
+
+
+def test_openapi_document(api):
+    url, _ = api
+    doc = httpx.get(f"{url}/openapi.json").json()
+    assert doc["openapi"].startswith("3.")
+    assert set(doc["paths"]) == {"/api/posts/{id}", "/api/latest", "/api/aggregates", "/api/feed"}
+
+
+def test_page_in_headless_chromium(api, tmp_path):
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (chromium and driver):
+        if os.environ.get("CI"):
+            pytest.fail("chromium/chromedriver missing in CI (.ci/run installs them)")
+        pytest.skip("chromium not installed")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    url, redis_port = api
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = chromium
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--window-size=1400,900",
+    ):
+        opts.add_argument(flag)
+    browser = webdriver.Chrome(service=Service(driver), options=opts)
+    try:
+        browser.get(url + "/")
+        wait = WebDriverWait(browser, 20)
+        wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#latest tr")) == 3)
+        wait.until(lambda b: b.find_element(By.ID, "status").text == "live")
+        wait.until(lambda b: b.find_element(By.ID, "chart").get_attribute("data-series") == "2")
+        legend = browser.find_element(By.ID, "legend").text
+        assert "joy" in legend and "anger" in legend
+        first = browser.find_element(By.CSS_SELECTOR, "#latest tr")
+        assert "not bold" in first.text and "<b>" in first.text  # escaped, not rendered
+        assert "text + image" in first.text
+        options = [o.text for o in browser.find_elements(By.CSS_SELECTOR, "#channel option")]
+        assert "reddit/r/rage" in options
+        write(redis_port, [result(7, "surprise", mods=("image",))])  # arrives live (SSE)
+        wait.until(lambda b: "surprise" in b.find_element(By.CSS_SELECTOR, "#latest tr").text)
+        shot = Path(os.environ.get("EMOSTREAM_SCREENSHOT", tmp_path / "dashboard.png"))
+        browser.save_screenshot(str(shot))
+        assert shot.stat().st_size > 10_000
+    finally:
+        browser.quit()

@@ -1,0 +1,294 @@
+"""The dashboard API over Redis (aiohttp): results, aggregates and a live feed.
+
+    emostream api          # EMOSTREAM_API_PORT (8080); OpenAPI at /openapi.json, page at /
+
+=================================  ==========================================================
+``GET /api/posts/{id}``            one post's result
+``GET /api/latest``                newest results from the feed; filters source, channel,
+                                   emotion; ``limit`` (<= 500)
+``GET /api/aggregates``            posts per emotion per time bucket over ``window_s``, and
+                                   per channel; filters source, channel
+``GET /api/feed``                  Server-Sent Events: every new result as it is written;
+                                   same filters; resumes from ``Last-Event-ID``
+=================================  ==========================================================
+
+Every endpoint takes ``run`` (a replay's run id) to read a replay's namespace instead of
+the live one. The API only reads Redis; it never writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from .settings import WorkerSettings
+from .store import Keys
+
+PAGE = Path(__file__).resolve().parent / "dashboard" / "index.html"
+FILTERS = ("source", "channel", "emotion")
+
+
+def _keys(request: web.Request) -> Keys:
+    run = request.query.get("run") or None
+    if run is not None and not run.replace("-", "").replace("_", "").isalnum():
+        raise web.HTTPBadRequest(text="run: letters, digits, - and _ only")
+    return Keys(request.app["settings"].key_prefix, run)
+
+
+def _result(fields: dict) -> dict:
+    out = dict(fields)
+    for k in ("emotions", "sentiments"):
+        if out.get(k):
+            out[k] = json.loads(out[k])
+    out["modalities"] = [m for m in out.get("modalities", "").split(",") if m]
+    return out
+
+
+def _matches(item: dict, query) -> bool:
+    mapping = {"source": "source", "channel": "channel", "emotion": "label"}
+    return all(item.get(field) == query[f] for f, field in mapping.items() if query.get(f))
+
+
+async def post(request: web.Request) -> web.Response:
+    fields = await request.app["redis"].hgetall(_keys(request).post(request.match_info["id"]))
+    if not fields:
+        raise web.HTTPNotFound(
+            text=json.dumps({"error": "no such post"}), content_type="application/json"
+        )
+    return web.json_response(_result(fields))
+
+
+async def latest(request: web.Request) -> web.Response:
+    try:
+        limit = min(500, max(1, int(request.query.get("limit", "50"))))
+    except ValueError:
+        raise web.HTTPBadRequest(text="limit must be an integer") from None
+    out, cursor = [], "+"
+    r = request.app["redis"]
+    feed = _keys(request).feed()
+    while len(out) < limit:  # walk back through the stream until enough match
+        entries = await r.xrevrange(feed, max=cursor, count=200)
+        if not entries:
+            break
+        for entry_id, fields in entries:
+            if _matches(fields, request.query):
+                out.append({"event_id": entry_id, **_result(fields)})
+                if len(out) == limit:
+                    break
+        last = entries[-1][0]
+        ms, seq = last.split("-")
+        if seq == "0" and ms == "0":
+            break
+        cursor = f"{ms}-{int(seq) - 1}" if int(seq) > 0 else f"{int(ms) - 1}-18446744073709551615"
+        if len(entries) < 200:
+            break
+    return web.json_response({"results": out})
+
+
+async def aggregates(request: web.Request) -> web.Response:
+    settings: WorkerSettings = request.app["settings"]
+    keys = _keys(request)
+    r = request.app["redis"]
+    try:
+        window = min(30 * 86400, max(60, int(request.query.get("window_s", "3600"))))
+    except ValueError:
+        raise web.HTTPBadRequest(text="window_s must be an integer") from None
+    version = request.query.get("version")
+    if not version:
+        newest = await r.xrevrange(keys.feed(), count=1)
+        version = newest[0][1].get("model_version") if newest else None
+    if not version:
+        return web.json_response(
+            {"version": None, "bucket_s": settings.count_bucket_s, "buckets": [], "channels": {}}
+        )
+    step = settings.count_bucket_s
+    end = int(time.time()) // step * step
+    starts = list(range(end - window + step, end + step, step))
+    pipe = r.pipeline(transaction=False)
+    for s in starts:
+        pipe.hgetall(keys.counts(version, s))
+    buckets, channels = [], {}
+    for start, counts in zip(starts, await pipe.execute(), strict=True):
+        per_emotion: dict[str, int] = {}
+        for field, n in counts.items():
+            source, channel, label = (
+                field.rsplit("|", 2) if field.count("|") >= 2 else ("", "", field)
+            )
+            item = {"source": source, "channel": channel, "label": label}
+            if not _matches(item, request.query):
+                continue
+            per_emotion[label] = per_emotion.get(label, 0) + int(n)
+            ch = channels.setdefault(f"{source}/{channel}", {})
+            ch[label] = ch.get(label, 0) + int(n)
+        buckets.append({"start": start, "counts": per_emotion})
+    return web.json_response(
+        {"version": version, "bucket_s": step, "buckets": buckets, "channels": channels}
+    )
+
+
+async def feed(request: web.Request) -> web.StreamResponse:
+    r = request.app["redis"]
+    stream = _keys(request).feed()
+    last = request.headers.get("Last-Event-ID") or request.query.get("from") or "$"
+    if last == "$":
+        newest = await r.xrevrange(stream, count=1)
+        last = newest[0][0] if newest else "0-0"
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no",
+        }
+    )
+    await response.prepare(request)
+    await response.write(b": connected\n\n")
+    try:
+        while True:
+            got = await r.xread({stream: last}, block=15000, count=100)
+            if not got:
+                await response.write(b": keep-alive\n\n")
+                continue
+            for entry_id, fields in got[0][1]:
+                last = entry_id
+                if _matches(fields, request.query):
+                    data = json.dumps({"event_id": entry_id, **_result(fields)})
+                    await response.write(f"id: {entry_id}\ndata: {data}\n\n".encode())
+    except (ConnectionResetError, asyncio.CancelledError):
+        pass
+    return response
+
+
+async def page(request: web.Request) -> web.Response:
+    return web.Response(text=PAGE.read_text(), content_type="text/html")
+
+
+def openapi() -> dict:
+    def q(name, desc, kind="string"):
+        return {
+            "name": name,
+            "in": "query",
+            "required": False,
+            "description": desc,
+            "schema": {"type": kind},
+        }
+
+    common = [q("run", "a replay's run id (default: the live namespace)")]
+    filters = [
+        q("source", "reddit, flickr, ..."),
+        q("channel", "e.g. r/happy"),
+        q("emotion", "anger, disgust, fear, joy, sadness, surprise"),
+    ]
+    result = {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string"},
+            "label": {"type": "string"},
+            "emotions": {"type": "object", "additionalProperties": {"type": "number"}},
+            "sentiment": {"type": "string"},
+            "modalities": {"type": "array", "items": {"type": "string"}},
+            "image_status": {"type": "string"},
+            "model_version": {"type": "string"},
+            "created_at": {"type": "string"},
+            "written_at": {"type": "string"},
+        },
+    }
+
+    def ok(schema):
+        return {
+            "200": {
+                "description": "OK",
+                "content": {"application/json": {"schema": schema}},
+            }
+        }
+
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "emostream dashboard API", "version": "1"},
+        "paths": {
+            "/api/posts/{id}": {
+                "get": {
+                    "summary": "One post's result",
+                    "parameters": [
+                        {
+                            "name": "id",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        },
+                        *common,
+                    ],
+                    "responses": {**ok(result), "404": {"description": "no such post"}},
+                }
+            },
+            "/api/latest": {
+                "get": {
+                    "summary": "Newest results",
+                    "parameters": [*common, *filters, q("limit", "1..500", "integer")],
+                    "responses": ok(
+                        {
+                            "type": "object",
+                            "properties": {"results": {"type": "array", "items": result}},
+                        }
+                    ),
+                }
+            },
+            "/api/aggregates": {
+                "get": {
+                    "summary": "Posts per emotion per time bucket, and per channel",
+                    "parameters": [
+                        *common,
+                        *filters[:2],
+                        q("window_s", "seconds", "integer"),
+                        q("version", "model version (default: newest)"),
+                    ],
+                    "responses": ok({"type": "object"}),
+                }
+            },
+            "/api/feed": {
+                "get": {
+                    "summary": "Server-Sent Events: each new result",
+                    "parameters": [*common, *filters],
+                    "responses": {
+                        "200": {
+                            "description": "text/event-stream",
+                            "content": {"text/event-stream": {}},
+                        }
+                    },
+                }
+            },
+        },
+    }
+
+
+async def openapi_json(request: web.Request) -> web.Response:
+    return web.json_response(openapi())
+
+
+def create_api(settings: WorkerSettings) -> web.Application:
+    app = web.Application()
+    app["settings"] = settings
+
+    async def connect(app: web.Application):
+        app["redis"] = aioredis.Redis.from_url(
+            settings.redis_url, password=settings.redis_password or None, decode_responses=True
+        )
+        yield
+        await app["redis"].aclose()
+
+    app.cleanup_ctx.append(connect)
+    app.router.add_get("/", page)
+    app.router.add_get("/openapi.json", openapi_json)
+    app.router.add_get("/api/posts/{id}", post)
+    app.router.add_get("/api/latest", latest)
+    app.router.add_get("/api/aggregates", aggregates)
+    app.router.add_get("/api/feed", feed)
+    return app
+
+
+def run_api(settings: WorkerSettings) -> None:
+    web.run_app(create_api(settings), host=settings.api_host, port=settings.api_port, print=None)
