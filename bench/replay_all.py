@@ -4,9 +4,9 @@
 
 Starts its own redis-server and a loopback server for the dataset pictures, then runs
 ``emostream replay <data dir> --image-base-url <server>`` (as a function): every posts.csv,
-80,189 rows. Rows without a picture file keep their original image URL (dead links:
-refused or failing, so those posts are classified on their text). Prints the summary and
-writes JSON with the throughput.
+80,189 rows. The original image URLs of rows without a picture file are dropped (they
+are dead 2009-2016 links, see the data README): those posts are classified on their text.
+Prints the summary and writes JSON with the throughput.
 """
 
 from __future__ import annotations

@@ -52,6 +52,7 @@ def cmd_replay(args) -> int:
         rate=args.rate,
         tag=args.tag,
         progress=not args.quiet,
+        remote_images=not args.local_images_only,
     )
     print(summary.line())
     return 0
@@ -94,6 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-base-url", default=None)
     p.add_argument("--rate", type=float, default=0.0, help="posts/s; 0: as fast as possible")
     p.add_argument("--tag", default="", help="a label stored with the run (e.g. model tag)")
+    p.add_argument(
+        "--local-images-only",
+        action="store_true",
+        help="ignore image_url values of rows (only pictures under --image-base-url)",
+    )
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_replay)
 

@@ -65,6 +65,7 @@ def file_messages(
     image_base_url: str | None,
     skip: dict[str, int],
     image_base_for=None,
+    remote_images: bool = True,
 ) -> Iterator[tuple[str, Message]]:
     """(checkpoint key, message) per row; rows already done (per ``skip``) are not read.
     ``image_base_for(path)`` may give a per-file image base URL (e.g. per dataset folder)."""
@@ -75,7 +76,7 @@ def file_messages(
             if n < skip.get(key, 0):
                 continue
             try:
-                value = encode(to_post(row, path, run_id, base))
+                value = encode(to_post(row, path, run_id, base, remote_images))
             except RecordError as err:
                 value = json.dumps(
                     {
@@ -176,6 +177,7 @@ def run_replay(
     tag: str = "",
     progress: bool = True,
     image_base_for=None,
+    remote_images: bool = True,
 ) -> ReplaySummary:
     from .app import build_processor
 
@@ -189,7 +191,7 @@ def run_replay(
     summary = ReplaySummary(run_id, resumed_from=sum(skip.values()))
     if files:
         total = max(0, count_rows(files_of(files)) - summary.resumed_from)
-        source = file_messages(files, run_id, image_base_url, skip, image_base_for)
+        source = file_messages(files, run_id, image_base_url, skip, image_base_for, remote_images)
     elif topic:
         total, source = kafka_messages(settings, topic, run_id, start, end, skip)
     else:

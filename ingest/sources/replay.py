@@ -81,7 +81,15 @@ def _time(value, fallback: datetime) -> datetime:
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
-def to_post(row: dict, path: Path, run_id: str | None, image_base_url: str | None) -> Post:
+def to_post(
+    row: dict,
+    path: Path,
+    run_id: str | None,
+    image_base_url: str | None,
+    remote_images: bool = True,
+) -> Post:
+    """One row as a post. ``remote_images=False`` drops ``image_url`` values that are not
+    under ``image_base_url`` (e.g. the research data's dead 2009-2016 links)."""
     if "__error__" in row:
         raise RecordError("invalid_json", row["__error__"])
     dataset = path.parent.name if path.name == "posts.csv" else None
@@ -90,7 +98,7 @@ def to_post(row: dict, path: Path, run_id: str | None, image_base_url: str | Non
         raise RecordError("bad_id", "row without id")
     source = str(row.get("source") or "replay")
     post_id = raw_id if ":" in raw_id else f"{source}:{dataset + '/' if dataset else ''}{raw_id}"
-    image_url = row.get("image_url") or None
+    image_url = (row.get("image_url") or None) if remote_images else None
     image = row.get("image") or None
     if image and image_base_url:
         image_url = image_base_url.rstrip("/") + "/" + str(image).lstrip("/")
