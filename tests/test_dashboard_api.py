@@ -158,6 +158,15 @@ def test_live_feed_streams_new_results_and_resumes(api):
     assert len(got) == 4 and got[0] > first
 
 
+def test_api_exports_its_metrics(api):
+    url, _ = api
+    httpx.get(f"{url}/api/latest")
+    httpx.get(f"{url}/api/posts/nope")
+    body = httpx.get(f"{url}/metrics").text
+    assert 'emostream_api_requests_total{route="/api/latest",status="200"} 1.0' in body
+    assert 'emostream_api_requests_total{route="/api/posts/{id}",status="404"} 1.0' in body
+
+
 def test_openapi_document(api):
     url, _ = api
     doc = httpx.get(f"{url}/openapi.json").json()

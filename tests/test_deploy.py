@@ -71,7 +71,7 @@ def test_services_point_at_real_services_and_ports(compose):
     ).group(1)
     assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
     assert "--appendonly yes" in services["redis"]["command"]
-    for name in ("worker", "ingest-reddit", "ingest-flickr"):
+    for name in ("worker", "ingest-reddit", "ingest-flickr", "api"):
         env = env_of(services[name])
         host, port = env["EMOSTREAM_KAFKA_BOOTSTRAP"].split(":")
         assert host in services and port == kafka_port, name
@@ -116,6 +116,9 @@ def test_prometheus_targets_are_services_with_metrics_ports(compose):
         host, port = target.split(":")
         assert host in services
         assert env_of(services[host])["EMOSTREAM_INGEST_METRICS_PORT"] == port
+    (api_target,) = jobs["api"]["static_configs"][0]["targets"]
+    host, port = api_target.split(":")
+    assert host in services and env_of(services[host])["EMOSTREAM_API_PORT"] == port
     ds = yaml.safe_load((MON / "grafana/provisioning/datasources/prometheus.yml").read_text())
     url = urllib.parse.urlsplit(ds["datasources"][0]["url"])
     assert (

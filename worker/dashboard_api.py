@@ -26,6 +26,7 @@ from pathlib import Path
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from . import metrics as m
 from .settings import WorkerSettings
 from .store import Keys
 
@@ -138,6 +139,7 @@ async def feed(request: web.Request) -> web.StreamResponse:
     if last == "$":
         newest = await r.xrevrange(stream, count=1)
         last = newest[0][0] if newest else "0-0"
+    m.API_FEED_CLIENTS.inc()
     response = web.StreamResponse(
         headers={
             "Content-Type": "text/event-stream",
@@ -160,6 +162,8 @@ async def feed(request: web.Request) -> web.StreamResponse:
                     await response.write(f"id: {entry_id}\ndata: {data}\n\n".encode())
     except (ConnectionResetError, asyncio.CancelledError):
         pass
+    finally:
+        m.API_FEED_CLIENTS.dec()
     return response
 
 
@@ -269,8 +273,30 @@ async def openapi_json(request: web.Request) -> web.Response:
     return web.json_response(openapi())
 
 
+async def metrics(request: web.Request) -> web.Response:
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+    return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+@web.middleware
+async def count_requests(request: web.Request, handler):
+    route = (
+        request.match_info.route.resource.canonical
+        if request.match_info.route.resource
+        else "unmatched"
+    )
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        m.API_REQUESTS.labels(route, str(exc.status)).inc()
+        raise
+    m.API_REQUESTS.labels(route, str(response.status)).inc()
+    return response
+
+
 def create_api(settings: WorkerSettings) -> web.Application:
-    app = web.Application()
+    app = web.Application(middlewares=[count_requests])
     app["settings"] = settings
 
     async def connect(app: web.Application):
@@ -287,6 +313,7 @@ def create_api(settings: WorkerSettings) -> web.Application:
     app.router.add_get("/api/latest", latest)
     app.router.add_get("/api/aggregates", aggregates)
     app.router.add_get("/api/feed", feed)
+    app.router.add_get("/metrics", metrics)
     return app
 
 

@@ -60,3 +60,11 @@ CONSUMER_LAG = Gauge(
     "emostream_consumer_lag", "Messages behind the partition end, per partition.", ["partition"]
 )
 MODEL_INFO = Info("emostream_model", "The served model.")
+
+# -- the dashboard API (worker/dashboard_api.py) -----------------------------------------------
+API_REQUESTS = Counter(
+    "emostream_api_requests_total",
+    "Dashboard API requests, by route and status.",
+    ["route", "status"],
+)
+API_FEED_CLIENTS = Gauge("emostream_api_feed_clients", "Open Server-Sent Events connections.")
