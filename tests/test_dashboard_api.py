@@ -125,6 +125,9 @@ def test_aggregates_per_bucket_and_channel(api):
         "reddit/r/rage": {"anger": 1},
         "flickr/tag:sun": {"joy": 1},
     }
+    week = httpx.get(f"{url}/api/aggregates?window_s=604800").json()
+    assert len(week["buckets"]) <= 241 and week["bucket_s"] % 60 == 0
+    assert sum(sum(b["counts"].values()) for b in week["buckets"]) == 3
     only = httpx.get(f"{url}/api/aggregates?window_s=600&source=flickr").json()
     assert list(only["channels"]) == ["flickr/tag:sun"]
 

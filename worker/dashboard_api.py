@@ -20,16 +20,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from pathlib import Path
 
 import redis.asyncio as aioredis
+import redis.exceptions
 from aiohttp import web
 
 from . import metrics as m
 from .settings import WorkerSettings
 from .store import Keys
 
+log = logging.getLogger("emostream.api")
 PAGE = Path(__file__).resolve().parent / "dashboard" / "index.html"
 FILTERS = ("source", "channel", "emotion")
 
@@ -108,14 +111,17 @@ async def aggregates(request: web.Request) -> web.Response:
             {"version": None, "bucket_s": settings.count_bucket_s, "buckets": [], "channels": {}}
         )
     step = settings.count_bucket_s
+    # at most ~240 points: stored buckets are summed into display bins of `bin_s`
+    bin_s = max(step, -(-window // 240 // step) * step)
     end = int(time.time()) // step * step
     starts = list(range(end - window + step, end + step, step))
     pipe = r.pipeline(transaction=False)
     for s in starts:
         pipe.hgetall(keys.counts(version, s))
-    buckets, channels = [], {}
+    bins: dict[int, dict[str, int]] = {}
+    channels: dict[str, dict[str, int]] = {}
     for start, counts in zip(starts, await pipe.execute(), strict=True):
-        per_emotion: dict[str, int] = {}
+        per_emotion = bins.setdefault(start - start % bin_s, {})
         for field, n in counts.items():
             source, channel, label = (
                 field.rsplit("|", 2) if field.count("|") >= 2 else ("", "", field)
@@ -126,9 +132,9 @@ async def aggregates(request: web.Request) -> web.Response:
             per_emotion[label] = per_emotion.get(label, 0) + int(n)
             ch = channels.setdefault(f"{source}/{channel}", {})
             ch[label] = ch.get(label, 0) + int(n)
-        buckets.append({"start": start, "counts": per_emotion})
+    buckets = [{"start": b, "counts": c} for b, c in sorted(bins.items())]
     return web.json_response(
-        {"version": version, "bucket_s": step, "buckets": buckets, "channels": channels}
+        {"version": version, "bucket_s": bin_s, "buckets": buckets, "channels": channels}
     )
 
 
@@ -162,6 +168,9 @@ async def feed(request: web.Request) -> web.StreamResponse:
                     await response.write(f"id: {entry_id}\ndata: {data}\n\n".encode())
     except (ConnectionResetError, asyncio.CancelledError):
         pass
+    except redis.exceptions.RedisError as exc:
+        # end the stream; EventSource reconnects and resumes from its Last-Event-ID
+        log.warning("feed ended: %s", exc)
     finally:
         m.API_FEED_CLIENTS.dec()
     return response
