@@ -53,6 +53,7 @@ def main() -> None:
             progress=True,
             tag="bench/replay_all.py",
             image_base_for=lambda path: f"{images.url}/{path.parent.name}",
+            remote_images=False,
         )
     finally:
         images.stop()
