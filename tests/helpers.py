@@ -61,6 +61,29 @@ def text_posts(data_dir: Path, n: int, tag: str) -> list[Post]:
     ]
 
 
+def dead_letters(broker: str, topic: str, group: str) -> list[dict]:
+    """Every message on a dead-letter topic, decoded (a probe consumer of its own group)."""
+    import json
+
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=broker,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=15000,
+        group_id=group,
+        fetch_max_bytes=50 * 1024 * 1024,
+        max_partition_fetch_bytes=50 * 1024 * 1024,
+        session_timeout_ms=3000,
+        heartbeat_interval_ms=500,
+    )
+    try:
+        return [json.loads(m.value) for m in consumer]
+    finally:
+        consumer.close()
+
+
 def produce(broker: str, topic: str, posts: list[Post]) -> None:
     settings = Settings(env={}, kafka_bootstrap=broker, topic_posts=topic, ingest_metrics_port=0)
     producer = PostProducer(settings, "replay")

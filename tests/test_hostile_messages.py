@@ -5,8 +5,8 @@ import json
 from base64 import b64decode
 
 import redis
-from helpers import metric, wait_for
-from kafka import KafkaConsumer, KafkaProducer
+from helpers import dead_letters, metric, wait_for
+from kafka import KafkaProducer
 
 from worker.local_services import create_topics
 
@@ -96,19 +96,7 @@ def test_hostile_messages_never_stop_the_worker(broker, redis_server, worker_pro
         assert r.hget(f"emo:post:{pid}", "status") == "classified", pid
     assert r.hget("emo:post:t:rtl", "text").startswith("\u202e")
 
-    consumer = KafkaConsumer(
-        dlq,
-        bootstrap_servers=broker,
-        auto_offset_reset="earliest",
-        consumer_timeout_ms=15000,
-        group_id=unique("probe"),
-        fetch_max_bytes=50 * 1024 * 1024,
-        max_partition_fetch_bytes=50 * 1024 * 1024,
-        session_timeout_ms=3000,
-        heartbeat_interval_ms=500,
-    )
-    dead = [json.loads(m.value) for m in consumer]
-    consumer.close()
+    dead = dead_letters(broker, dlq, unique("probe"))
     assert len(dead) == len(BAD)
     got = sorted((b64decode(d["original_b64"] or "")[:60], d["reason"]) for d in dead)
     assert got == sorted((k[:60], v) for k, v in BAD.items())

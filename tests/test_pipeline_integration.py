@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import redis
 import torch
-from helpers import metric, metrics, wait_for
-from kafka import KafkaConsumer, KafkaProducer
+from helpers import dead_letters, metric, metrics, wait_for
+from kafka import KafkaProducer
 
 from model.classifier import EmotionClassifier
 from model.datasets import Dataset
@@ -182,17 +182,7 @@ def test_every_post_has_exactly_one_correct_result(
     assert not r.keys("emo:post:*")
 
     # malformed messages reached the dead-letter topic with their reasons
-    consumer = KafkaConsumer(
-        dlq,
-        bootstrap_servers=broker,
-        auto_offset_reset="earliest",
-        consumer_timeout_ms=15000,
-        group_id=unique("probe"),
-        session_timeout_ms=3000,
-        heartbeat_interval_ms=500,
-    )
-    dead = [json.loads(m.value) for m in consumer]
-    consumer.close()
+    dead = dead_letters(broker, dlq, unique("probe"))
     assert sorted(d["reason"] for d in dead) == ["empty_post", "invalid_json", "unknown_version"]
     assert {b64decode(d["original_b64"]) for d in dead} == set(bad)
 
