@@ -1,6 +1,8 @@
 """Credentials: Redis AUTH works, and no secret reaches a log or /metrics."""
 
+import os
 import subprocess
+import sys
 import urllib.request
 
 import pytest
@@ -96,12 +98,12 @@ def test_kafka_security_settings_map_to_both_clients():
 
 def test_ingest_cli_never_prints_secrets(tmp_path):
     out = subprocess.run(
-        ["emostream", "settings"],
+        [sys.executable, "-m", "worker.cli", "settings"],
         capture_output=True,
         text=True,
         timeout=60,
         env={
-            "PATH": __import__("os").environ["PATH"],
+            "PATH": os.environ["PATH"],
             **{f"EMOSTREAM_{k.upper()}": v for k, v in SECRETS.items()},
         },
     )
