@@ -231,23 +231,17 @@ class BatchProcessor:
                 run_id=post.run_id,
                 text=(post.text or "")[:280],
             )
-            if pred is None:
-                results.append(
-                    Result(
-                        label="", emotions={}, sentiment="", sentiments={}, modalities=(), **base
-                    )
-                )
+            if pred is None:  # no text and the image failed: written as unclassifiable
+                scores = dict(label="", emotions={}, sentiment="", sentiments={}, modalities=())
             else:
-                results.append(
-                    Result(
-                        label=pred.label,
-                        emotions=pred.emotions,
-                        sentiment=pred.sentiment,
-                        sentiments=pred.sentiments,
-                        modalities=pred.modalities,
-                        **base,
-                    )
+                scores = dict(
+                    label=pred.label,
+                    emotions=pred.emotions,
+                    sentiment=pred.sentiment,
+                    sentiments=pred.sentiments,
+                    modalities=pred.modalities,
                 )
+            results.append(Result(**scores, **base))
         fresh = await self._write(results)
         done = now()
         for r, new in zip(results, fresh, strict=True):
