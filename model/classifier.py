@@ -36,12 +36,14 @@ class Prediction:
 
 
 class EmotionClassifier:
-    def __init__(self, weights: Weights = Weights.DEFAULT, device=None) -> None:
+    def __init__(
+        self, weights: Weights = Weights.DEFAULT, device=None, precision: str = "auto"
+    ) -> None:
         self.device = pick_device(device)
         self.model, self.card = weights.load(self.device)
         self.version: str = self.card["version"]
         enc = self.card["encoders"]
-        self.encoder = Encoder(enc["image"], enc["text"], self.device)
+        self.encoder = Encoder(enc["image"], enc["text"], self.device, precision=precision)
         if self.encoder.version != enc["version"]:
             raise RuntimeError(
                 f"weights were trained on encoders {enc['version']}, "

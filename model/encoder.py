@@ -50,6 +50,18 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def pick_precision(precision: str, device: torch.device) -> str:
+    """``auto`` is fp16 on CUDA (tensor cores) and fp32 on CPU; else one of PRECISIONS."""
+    if precision == "auto":
+        return "fp16" if device.type == "cuda" else "fp32"
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be auto, {', '.join(PRECISIONS)}; got {precision!r}")
+    return precision
+
+
 class Encoder:
     """Frozen image + text encoders behind one batch call."""
 
@@ -58,10 +70,17 @@ class Encoder:
         image: str | ImageBackbone = "efficientnet-lite0",
         text: str | TextBackbone = "all-minilm-l6-v2",
         device: str | torch.device | None = None,
+        *,
+        precision: str = "auto",
+        channels_last: bool = True,
     ) -> None:
         self.image_backbone = image_backbone(image) if isinstance(image, str) else image
         self.text_backbone = text_backbone(text) if isinstance(text, str) else text
         self.device = pick_device(device)
+        self.precision = pick_precision(precision, self.device)
+        """Autocast dtype of both encoders' forward passes (features come out float32)."""
+        self.channels_last = channels_last
+        """Image batches and the image network in NHWC layout (faster convolutions)."""
         self._image_net: torch.nn.Module | None = None
         self._text_fn = None
 
@@ -78,8 +97,17 @@ class Encoder:
     def _image_model(self) -> torch.nn.Module:
         if self._image_net is None:
             net = self.image_backbone.build().eval().to(self.device)
-            self._image_net = net.to(memory_format=torch.channels_last)
+            if self.channels_last:
+                net = net.to(memory_format=torch.channels_last)
+            self._image_net = net
         return self._image_net
+
+    def _autocast(self):
+        return torch.autocast(
+            self.device.type,
+            dtype=PRECISIONS[self.precision],
+            enabled=self.precision != "fp32",
+        )
 
     def encode_texts(self, texts: list[str], batch_size: int = 64) -> torch.Tensor:
         """(N, text_dim) features on the CPU."""
@@ -88,8 +116,8 @@ class Encoder:
         if self._text_fn is None:
             self._text_fn = self.text_backbone.build(self.device)
         cut = [t[: self.text_backbone.max_chars] for t in texts]
-        with torch.inference_mode():
-            return self._text_fn(cut, batch_size).cpu()
+        with torch.inference_mode(), self._autocast():
+            return self._text_fn(cut, batch_size).float().cpu()
 
     def encode_images(self, images: list[torch.Tensor], batch_size: int | None = None):
         """Decoded uint8 (3, H, W) tensors -> (N, image_dim) features on the CPU.
@@ -107,13 +135,19 @@ class Encoder:
         out = []
         with torch.inference_mode():
             for start in range(0, len(images), batch_size):
-                chunk = torch.stack(images[start : start + batch_size])
-                if cuda:
+                part = images[start : start + batch_size]
+                if cuda and any(im.is_cuda for im in part):  # decoded on the GPU already
+                    chunk = torch.stack([im.to(self.device) for im in part])
+                else:
+                    chunk = torch.stack(part)
+                if cuda and not chunk.is_cuda:  # pinned: the copy runs asynchronously
                     chunk = chunk.pin_memory().to(self.device, non_blocking=True)
                 x = self.transform.normalise(chunk)
-                with torch.autocast(self.device.type, dtype=torch.float16, enabled=cuda):
-                    out.append(net(x).float().cpu())
-        return torch.cat(out)
+                if not self.channels_last:
+                    x = x.contiguous()
+                with self._autocast():
+                    out.append(net(x).float())
+        return torch.cat(out).cpu()
 
     def decode(self, data: bytes) -> torch.Tensor:
         """Image bytes -> uint8 tensor; raises ImageDecodeError."""
