@@ -40,6 +40,9 @@ IMAGE_FAILURES = Counter(
 BATCH_SIZE = Histogram(
     "emostream_batch_size", "Posts per batch.", buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256)
 )
+BATCH_TARGET = Gauge(
+    "emostream_batch_target", "The adaptive batch size the next batch may fill up to."
+)
 INFERENCE_SECONDS = Histogram(
     "emostream_inference_seconds", "Encoders + fusion head time per batch."
 )
@@ -51,6 +54,17 @@ END_TO_END_SECONDS = Histogram(
     "emostream_end_to_end_seconds",
     "From a post's ingested_at to its result written in Redis.",
     buckets=LATENCY_BUCKETS,
+)
+FEATURES_COMPUTED = Counter(
+    "emostream_features_computed_total",
+    "Feature rows computed by the encoders, by modality (text, image).",
+    ["modality"],
+)
+FEATURES_REUSED = Counter(
+    "emostream_features_reused_total",
+    "Feature rows reused instead of computed: a recent or same-batch identical text, image "
+    "URL or image bytes (kind).",
+    ["kind"],
 )
 REDIS_ERRORS = Counter(
     "emostream_redis_errors_total", "Failed Redis writes (the batch is retried, not dropped)."

@@ -5,8 +5,11 @@ The faust agent (``worker/app.py``) hands every batch it takes to
 after their results are in Redis (at-least-once; the store's writes are idempotent).
 
 * A message that does not decode goes to the dead-letter sink with its reason code.
-* Images are fetched concurrently within limits; decoding runs in a thread pool and the
-  forward pass in a thread of its own, so the event loop stays free (heartbeats, fetches).
+* Images are fetched concurrently within limits; decoding runs in a thread pool (or on
+  the GPU with nvJPEG, see ``model/gpu_decode.py``) and the forward pass in a thread of
+  its own, so the event loop stays free (heartbeats, fetches).
+* Repeated work is skipped (``worker/feature_reuse.py``): a text, image URL or image that
+  was encoded recently, or that repeats within the batch, is encoded once.
 * A post whose image is absent or fails is classified on its text; a post with no text
   whose image fails is written as ``unclassifiable`` with the reason. No post is lost.
 * If Redis is down, the batch is held and the write retried with back-off until it
@@ -28,10 +31,12 @@ import torch
 from ingest.record import Post, RecordError, decode, now
 from model.classifier import EmotionClassifier
 from model.encoder import IMAGE, TEXT, EncodedBatch
+from model.gpu_decode import GpuJpegDecoder
 from model.preprocessing import ImageDecodeError
 
 from . import metrics as m
-from .image_fetch import Fetched, ImageFetcher
+from .feature_reuse import FeatureReuse, digest
+from .image_fetch import ImageFetcher
 from .store import Result, ResultStore
 
 log = logging.getLogger("emostream.worker")
@@ -53,9 +58,14 @@ class Prepared:
 
     posts: list[Post]
     pictures: list[torch.Tensor | None]
+    """The decoded picture of each post; None when absent, failed or its feature is reused."""
     status: list[str]
     dead_lettered: int
     started: float
+    reused: dict[int, torch.Tensor] = field(default_factory=dict)
+    """Image features taken from the reuse window, by post position."""
+    image_keys: list[bytes | None] = field(default_factory=list)
+    """A digest of each decoded picture's bytes (groups identical pictures)."""
 
 
 @dataclass
@@ -79,12 +89,16 @@ class BatchProcessor:
         *,
         decode_threads: int = 2,
         redis_retry_max_s: float = 10.0,
+        reuse: FeatureReuse | None = None,
+        gpu_decoder: GpuJpegDecoder | None = None,
     ) -> None:
         self.classifier = classifier
         self.fetcher = fetcher
         self.store = store
         self.dead_letter = dead_letter
         self.redis_retry_max_s = redis_retry_max_s
+        self.reuse = reuse if reuse is not None else FeatureReuse(size=0)
+        self.gpu_decoder = gpu_decoder
         self._decode_pool = ThreadPoolExecutor(decode_threads, thread_name_prefix="decode")
         self._model_pool = ThreadPoolExecutor(1, thread_name_prefix="model")
         m.MODEL_INFO.info({"version": classifier.version, "device": str(classifier.device)})
@@ -112,53 +126,135 @@ class BatchProcessor:
         except ImageDecodeError as err:
             return err
 
-    async def _images(self, posts: list[Post]) -> tuple[list[torch.Tensor | None], list[str]]:
-        fetched: list[Fetched] = await self.fetcher.fetch_all([p.image_url for p in posts])
-        for f in fetched:
-            if f.status != "absent":
-                m.IMAGE_FETCH_SECONDS.observe(f.seconds)
+    async def _decode_images(self, blobs: list[bytes]) -> list[torch.Tensor | ImageDecodeError]:
+        """Pillow in the decode pool, one picture per task; or one nvJPEG call on the GPU."""
         loop = asyncio.get_running_loop()
-        t0 = time.perf_counter()
-        jobs = [
-            loop.run_in_executor(self._decode_pool, self._decode_image, f.data) if f.data else None
-            for f in fetched
-        ]
-        pictures: list[torch.Tensor | None] = []
-        status: list[str] = []
-        for f, job in zip(fetched, jobs, strict=True):
-            if job is None:
-                pictures.append(None)
-                status.append(f.status)
-                continue
-            out = await job
-            if isinstance(out, ImageDecodeError):
-                pictures.append(None)
-                status.append(f"error:{out.reason}")
-            else:
-                pictures.append(out)
-                status.append("ok")
-        m.DECODE_SECONDS.observe(time.perf_counter() - t0)
-        for s in status:
-            if s.startswith("error:"):
-                m.IMAGE_FAILURES.labels(s.removeprefix("error:")).inc()
-        return pictures, status
+        if self.gpu_decoder is not None:
+            return await loop.run_in_executor(
+                self._decode_pool, self.gpu_decoder.decode_many, blobs
+            )
+        jobs = [loop.run_in_executor(self._decode_pool, self._decode_image, b) for b in blobs]
+        return list(await asyncio.gather(*jobs))
 
-    def _classify(self, posts: list[Post], pictures: list[torch.Tensor | None], status):
+    async def _images(self, posts: list[Post]) -> Prepared:
+        """Fetch and decode each post's picture, unless its feature can be reused."""
+        n = len(posts)
+        prepared = Prepared(posts, [None] * n, ["absent"] * n, 0, 0.0, {}, [None] * n)
+        # 1. a URL encoded recently: no fetch at all
+        urls: list[str | None] = []
+        for i, post in enumerate(posts):
+            url = post.image_url
+            feature = self.reuse.get("image_url", url) if url else None
+            if feature is not None:
+                prepared.reused[i] = feature
+                prepared.status[i] = "ok"
+                m.FEATURES_REUSED.labels("image_url").inc()
+                url = None
+            urls.append(url)
+        # 2. fetch each distinct URL once
+        distinct = list(dict.fromkeys(u for u in urls if u))
+        fetched = dict(zip(distinct, await self.fetcher.fetch_all(distinct), strict=True))
+        for f in fetched.values():
+            m.IMAGE_FETCH_SECONDS.observe(f.seconds)
+        # 3. identical bytes encoded recently: no decode; else decode each distinct picture once
+        t0 = time.perf_counter()
+        to_decode: dict[bytes, bytes] = {}
+        for i, url in enumerate(urls):
+            if url is None:
+                continue
+            f = fetched[url]
+            if not f.data:
+                prepared.status[i] = f.status
+                continue
+            key = digest(f.data)
+            prepared.image_keys[i] = key
+            feature = self.reuse.get("image_bytes", key)
+            if feature is not None:
+                prepared.reused[i] = feature
+                prepared.status[i] = "ok"
+                m.FEATURES_REUSED.labels("image_bytes").inc()
+            else:
+                to_decode.setdefault(key, f.data)
+        decoded = dict(
+            zip(to_decode, await self._decode_images(list(to_decode.values())), strict=True)
+        )
+        for i, key in enumerate(prepared.image_keys):
+            if key is None or i in prepared.reused:
+                continue
+            out = decoded[key]
+            if isinstance(out, ImageDecodeError):
+                prepared.status[i] = f"error:{out.reason}"
+            else:
+                prepared.pictures[i] = out
+                prepared.status[i] = "ok"
+        if to_decode:
+            m.DECODE_SECONDS.observe(time.perf_counter() - t0)
+        for st in prepared.status:
+            if st.startswith("error:"):
+                m.IMAGE_FAILURES.labels(st.removeprefix("error:")).inc()
+        return prepared
+
+    def _text_features(self, posts: list[Post], rows: list[int]) -> torch.Tensor:
+        """Features of ``posts[rows]``' texts: each distinct text encoded once, recent ones
+        reused."""
+        out = torch.zeros(len(rows), self.classifier.encoder.text_backbone.dim)
+        todo: dict[bytes, list[int]] = {}
+        for j, i in enumerate(rows):
+            key = digest(posts[i].text)
+            feature = self.reuse.get("text", key) if key not in todo else None
+            if feature is not None:
+                out[j] = feature
+                m.FEATURES_REUSED.labels("text").inc()
+            else:
+                todo.setdefault(key, []).append(j)
+        if todo:
+            texts = [posts[rows[js[0]]].text for js in todo.values()]
+            feats = self.classifier.encoder.encode_texts(texts)
+            m.FEATURES_COMPUTED.labels("text").inc(len(texts))
+            for (key, js), feature in zip(todo.items(), feats, strict=True):
+                out[js] = feature
+                self.reuse.put("text", key, feature)
+                if len(js) > 1:
+                    m.FEATURES_REUSED.labels("text").inc(len(js) - 1)
+        return out
+
+    def _image_features(self, prepared: Prepared) -> dict[int, torch.Tensor]:
+        """Image features by post position: reused ones, then each distinct picture encoded
+        once and remembered by its bytes and its URL."""
+        feats = dict(prepared.reused)
+        groups: dict[bytes, list[int]] = {}
+        for i, pic in enumerate(prepared.pictures):
+            if pic is not None:
+                groups.setdefault(prepared.image_keys[i], []).append(i)
+        if groups:
+            pics = [prepared.pictures[rows[0]] for rows in groups.values()]
+            encoded = self.classifier.encoder.encode_images(pics)
+            m.FEATURES_COMPUTED.labels("image").inc(len(pics))
+            for (key, rows), feature in zip(groups.items(), encoded, strict=True):
+                self.reuse.put("image_bytes", key, feature)
+                for i in rows:
+                    feats[i] = feature
+                    self.reuse.put("image_url", prepared.posts[i].image_url, feature)
+                if len(rows) > 1:
+                    m.FEATURES_REUSED.labels("image_bytes").inc(len(rows) - 1)
+        return feats
+
+    def _classify(self, prepared: Prepared):
         """Runs in the model thread: encoders + head, one pass for the batch."""
         enc = self.classifier.encoder
+        posts = prepared.posts
         n = len(posts)
         mask = torch.zeros(n, 2, dtype=torch.bool)
         text = torch.zeros(n, enc.text_backbone.dim)
         image = torch.zeros(n, enc.image_backbone.dim)
         t_rows = [i for i, p in enumerate(posts) if p.has_text]
-        i_rows = [i for i, pic in enumerate(pictures) if pic is not None]
         if t_rows:
-            text[t_rows] = enc.encode_texts([posts[i].text for i in t_rows])
+            text[t_rows] = self._text_features(posts, t_rows)
             mask[t_rows, TEXT] = True
-        if i_rows:
-            image[i_rows] = enc.encode_images([pictures[i] for i in i_rows])
-            mask[i_rows, IMAGE] = True
-        return self.classifier.predict_encoded(EncodedBatch(text, image, mask, list(status)))
+        for i, feature in self._image_features(prepared).items():
+            image[i] = feature
+            mask[i, IMAGE] = True
+        return self.classifier.predict_encoded(EncodedBatch(text, image, mask, prepared.status))
 
     async def _write(self, results: list[Result]) -> list[bool]:
         delay = 0.2
@@ -199,21 +295,21 @@ class BatchProcessor:
         if not posts:
             return Prepared([], [], [], len(messages), t0)
         m.BATCH_SIZE.observe(len(posts))
-        pictures, status = await self._images(posts)
-        return Prepared(posts, pictures, status, len(messages) - len(posts), t0)
+        prepared = await self._images(posts)
+        prepared.dead_lettered = len(messages) - len(posts)
+        prepared.started = t0
+        return prepared
 
     async def complete(self, prepared: Prepared) -> BatchReport:
         """The compute half: one forward pass, one Redis pipeline (retried until written)."""
         report = BatchReport(dead_lettered=prepared.dead_lettered)
-        posts, pictures, status = prepared.posts, prepared.pictures, prepared.status
+        posts, status = prepared.posts, prepared.status
         if not posts:
             return report
         t0 = prepared.started
         t1 = time.perf_counter()
         loop = asyncio.get_running_loop()
-        preds = await loop.run_in_executor(
-            self._model_pool, self._classify, posts, pictures, status
-        )
+        preds = await loop.run_in_executor(self._model_pool, self._classify, prepared)
         m.INFERENCE_SECONDS.observe(time.perf_counter() - t1)
         written_at = now()
         version = self.classifier.version
