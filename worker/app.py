@@ -2,11 +2,13 @@
 
     emostream worker                 # reads EMOSTREAM_* settings
 
-The agent takes up to ``max_batch`` messages or whatever arrived within ``max_wait_s``
-(``stream.noack_take``). It works in two overlapping stages: while the model classifies
-batch k and writes it to Redis, the agent already decodes batch k+1 and fetches its
-images. Messages are acknowledged only after their results are written; faust then
-commits the acknowledged offsets. A kill at any moment therefore re-delivers at most the
+The agent takes batches sized to the backlog (``worker/batching.py``: up to
+``max_batch``, smaller when caught up, each post waiting at most ``max_wait_s`` for its
+batch to fill), or with ``adaptive_batching`` off faust's ``stream.noack_take``. It
+works in two overlapping stages: while the model classifies batch k and writes it to
+Redis, the agent already decodes batch k+1 and fetches its images. Messages are
+acknowledged only after their results are written; faust then commits the acknowledged
+offsets. A kill at any moment therefore re-delivers at most the
 unacknowledged batches, and the idempotent store makes that harmless.
 
 On SIGTERM faust stops the agent: the batch queued for the model is finished, written
@@ -21,6 +23,7 @@ import dataclasses
 import json
 import logging
 import os
+import time
 from base64 import b64encode
 
 import faust
@@ -28,11 +31,15 @@ import torch
 from prometheus_client import start_http_server
 
 from ingest.record import RecordError, now
+from model import gpu_decode
 from model.classifier import EmotionClassifier
 from model.encoder import PostInput
+from model.gpu_decode import GpuJpegDecoder
 
 from . import metrics as m
 from .address_guard import AddressGuard
+from .batching import BatchSizer, adaptive_take
+from .feature_reuse import FeatureReuse
 from .image_fetch import ImageFetcher
 from .pipeline import BatchProcessor, Message
 from .settings import WorkerSettings
@@ -88,7 +95,7 @@ async def build_processor(settings: WorkerSettings, dead_letter) -> BatchProcess
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
     device = None if settings.device == "auto" else settings.device
-    classifier = EmotionClassifier(device=device)
+    classifier = EmotionClassifier(device=device, precision=settings.precision)
     enc = classifier.encoder
     enc.image_backbone = dataclasses.replace(
         enc.image_backbone,
@@ -122,6 +129,12 @@ async def build_processor(settings: WorkerSettings, dead_letter) -> BatchProcess
         dead_letter,
         decode_threads=settings.decode_threads,
         redis_retry_max_s=settings.redis_retry_max_s,
+        reuse=FeatureReuse(settings.feature_reuse_size, settings.feature_reuse_ttl_s),
+        gpu_decoder=(
+            GpuJpegDecoder(enc.transform, enc.device)
+            if settings.gpu_decode and gpu_decode.available(enc.device)
+            else None
+        ),
     )
     log.info("emostream ready: model %s on %s", classifier.version, classifier.device)
     return processor
@@ -146,6 +159,13 @@ def create_app(settings: WorkerSettings) -> faust.App:
     posts = app.topic(settings.topic_posts, key_type=bytes, value_type=bytes)
     dead = app.topic(settings.topic_dead_letter, key_type=bytes, value_type=bytes)
     state: dict = {}
+    sizer = BatchSizer(
+        settings.max_batch,
+        min_batch=settings.min_batch,
+        max_wait_s=settings.max_wait_s,
+        latency_target_s=settings.latency_target_s,
+        adaptive=settings.adaptive_batching,
+    )
 
     async def send_dead_letter(key, value, err: RecordError) -> None:
         """Delivered before the original is acknowledged; retried while Kafka refuses it."""
@@ -182,7 +202,9 @@ def create_app(settings: WorkerSettings) -> faust.App:
             while True:
                 events, prepared = await queue.get()
                 try:
+                    t0 = time.perf_counter()
                     await processor.complete(prepared)
+                    sizer.observe(len(prepared.posts), time.perf_counter() - t0)
                     for e in events:
                         await stream.ack(e)
                         state.setdefault("last", {})[e.message.partition] = e.message.offset
@@ -194,10 +216,30 @@ def create_app(settings: WorkerSettings) -> faust.App:
                 log.critical("unexpected error in the worker; exiting", exc_info=task.exception())
                 os._exit(70)
 
+        def lag() -> int:
+            """Posts on our partitions not yet taken into a batch (0 where not known)."""
+            consumer, taken, total = app.consumer, state.setdefault("taken", {}), 0
+            for tp in consumer.assignment():
+                high = consumer.highwater(tp) if tp.topic == settings.topic_posts else None
+                if high is not None and tp.partition in taken:
+                    total += max(0, high - taken[tp.partition] - 1)
+            return total
+
+        if settings.adaptive_batching:
+            batches = adaptive_take(stream, sizer, lag)
+        else:  # faust's own: always max_batch, max_wait_s from when the agent asks
+            batches = stream.noack_take(settings.max_batch, within=settings.max_wait_s)
+            m.BATCH_TARGET.set(settings.max_batch)
+
         finishing = asyncio.ensure_future(finisher())
         finishing.add_done_callback(crash_if_failed)
         try:
-            async for events in stream.noack_take(settings.max_batch, within=settings.max_wait_s):
+            async for events in batches:
+                for e in events:
+                    taken = state.setdefault("taken", {})
+                    taken[e.message.partition] = max(
+                        e.message.offset, taken.get(e.message.partition, -1)
+                    )
                 messages = [
                     Message(e.message.key, e.message.value, e.message.partition, e.message.offset)
                     for e in events

@@ -15,8 +15,24 @@ class WorkerSettings(Settings):
     consumer_group: str = setting(
         "emostream-worker", "Kafka consumer group; workers in one group share the partitions."
     )
-    max_batch: int = setting(32, "Most posts classified in one forward pass.")
-    max_wait_s: float = setting(0.5, "Longest wait to fill a batch before classifying it.")
+    max_batch: int = setting(32, "Most posts classified in one forward pass (the adaptive cap).")
+    max_wait_s: float = setting(
+        0.5,
+        "Longest wait for a batch to fill: from the first post's arrival with adaptive "
+        "batching, from when the worker asks without.",
+    )
+    adaptive_batching: bool = setting(
+        True,
+        "Size batches to the backlog: grow (up to max_batch) while lag is high, shrink when "
+        "caught up, never beyond what latency_target_s allows. False: faust's noack_take, "
+        "always max_batch.",
+    )
+    min_batch: int = setting(1, "Smallest batch the adaptive batching shrinks to.")
+    latency_target_s: float = setting(
+        2.0,
+        "End-to-end latency the adaptive batching aims under: a batch is kept small enough "
+        "that max_wait_s + 2 x its compute time stays within it.",
+    )
     broker_session_timeout_s: float = setting(
         60.0, "Kafka group session timeout: a silent member is evicted after it."
     )
@@ -40,9 +56,23 @@ class WorkerSettings(Settings):
         os.cpu_count() or 2, "Threads decoding images off the event loop."
     )
 
+    gpu_decode: bool = setting(
+        True, "On CUDA, decode JPEGs on the GPU (nvJPEG) when torchvision loads; else Pillow."
+    )
+
     # -- Model --------------------------------------------------------------------------------
     device: str = setting("auto", "auto (cuda when present), cpu, cuda or cuda:N.")
+    precision: str = setting(
+        "auto", "Encoders' autocast dtype: auto (fp16 on CUDA, fp32 on CPU), fp32, fp16, bf16."
+    )
     torch_threads: int = setting(0, "CPU threads for torch; 0: torch's default.")
+    feature_reuse_size: int = setting(
+        10_000,
+        "Recent text / image URL / image bytes features kept for reuse (each); 0: off.",
+    )
+    feature_reuse_ttl_s: float = setting(
+        600.0, "Longest a remembered feature is reused (a picture at a URL may change)."
+    )
 
     # -- Redis --------------------------------------------------------------------------------
     redis_url: str = setting(
