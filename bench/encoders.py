@@ -1,13 +1,14 @@
-"""Encoder throughput on this machine: images/s and texts/s at batch 1, 8 and 32.
+"""Encoder throughput: images/s and texts/s against batch size, CPU threads and channels_last.
 
-Images are measured as one forward pass of the whole batch, and with the encoder's
-default chunking (8 pictures per pass on CPU), side by side.
+    python bench/encoders.py [--batches 1 2 4 8 16 32 64 128] [--threads 1 2]
+                             [--seconds 1.5] [--rounds 2] [--device cpu]
 
-    python bench/encoders.py [--batches 1 8 32] [--seconds 5] [--json bench/results/encoders.json]
-
-Images are real posts of mvsa-single (from ../shared/data), decoded once up front
-for the "encode" column; "decode" is Pillow alone (draft mode), per image. Texts are
-mvsa-single tweets. Prints a table and writes JSON. Figures, not tests.
+Every configuration is one forward pass of ``batch`` inputs, timed for at least
+``--seconds`` (at least two passes) after a warm-up pass. The whole grid is run
+``--rounds`` times, interleaved, and each cell keeps its best round, so a burst of
+noise from the rest of the machine does not decide a comparison. Images are real
+mvsa-single pictures (../shared/data), decoded once up front; texts are their tweets.
+Prints tables and writes JSON (bench/results/encoders.json). Figures, not tests.
 """
 
 from __future__ import annotations
@@ -15,81 +16,109 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
+import sys
 import time
 from pathlib import Path
 
 import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
 
+from bench.machine import machine  # noqa: E402
 from model.datasets import Dataset  # noqa: E402
 from model.encoder import Encoder  # noqa: E402
 
 
 def rate(fn, items_per_call: int, seconds: float) -> float:
-    fn()  # warm-up
+    """Items per second of ``fn`` after one warm-up call."""
+    fn()
     n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
+    while (elapsed := time.perf_counter() - t0) < seconds or n < 2 * items_per_call:
         fn()
         n += items_per_call
-    return n / (time.perf_counter() - t0)
+    return n / elapsed if elapsed else float("nan")
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--batches", type=int, nargs="+", default=[1, 8, 32])
-    ap.add_argument("--seconds", type=float, default=5.0)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--batches", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32, 64, 128])
+    ap.add_argument("--threads", type=int, nargs="+", default=sorted({1, os.cpu_count() or 1}))
+    ap.add_argument("--seconds", type=float, default=1.5)
+    ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--device", default=None)
-    ap.add_argument("--json", type=Path, default=Path("bench/results/encoders.json"))
+    ap.add_argument("--json", type=Path, default=REPO / "bench/results/encoders.json")
     args = ap.parse_args()
 
-    enc = Encoder(device=args.device)
-    items = Dataset.load("mvsa-single").split("val")[:64]
-    raw = [i.image_path.read_bytes() for i in items]
-    pics = [enc.decode(b) for b in raw]
+    layouts = {"channels_last": Encoder(device=args.device, channels_last=True)}
+    layouts["contiguous"] = Encoder(device=args.device, channels_last=False)
+    enc = layouts["channels_last"]
+    items = Dataset.load("mvsa-single").split("val")[: max(args.batches)]
+    items = (items * (max(args.batches) // len(items) + 1))[: max(args.batches)]
+    pics = [enc.decode(i.image_path.read_bytes()) for i in items]
     texts = [i.text for i in items]
-    enc.encode_texts(texts[:2])
 
-    rows = []
-    decode = rate(lambda: [enc.decode(b) for b in raw[:16]], 16, args.seconds)
-    for bs in args.batches:
-        # one forward pass of bs pictures (the encoder's own default would cut it into 8s)
-        img = rate(lambda bs=bs: enc.encode_images(pics[:bs], bs), bs, args.seconds)
-        chunked = rate(lambda bs=bs: enc.encode_images(pics[:bs]), bs, args.seconds)
-        txt = rate(lambda bs=bs: enc.encode_texts(texts[:bs], bs), bs, args.seconds)
-        rows.append(
-            {
-                "batch": bs,
-                "images_per_s": img,
-                "images_per_s_default_chunks": chunked,
-                "texts_per_s": txt,
-            }
-        )
+    images: dict[tuple, float] = {}
+    text_rates: dict[tuple, float] = {}
+    for rnd in range(args.rounds):
+        for threads in args.threads:
+            torch.set_num_threads(threads)
+            for bs in args.batches:
+                for layout, e in layouts.items():
+                    r = rate(lambda e=e, bs=bs: e.encode_images(pics[:bs], bs), bs, args.seconds)
+                    key = (threads, bs, layout)
+                    images[key] = max(images.get(key, 0.0), r)
+                r = rate(lambda bs=bs: enc.encode_texts(texts[:bs], bs), bs, args.seconds)
+                text_rates[(threads, bs)] = max(text_rates.get((threads, bs), 0.0), r)
+                print(
+                    f"round {rnd + 1}/{args.rounds} threads {threads} batch {bs:>3}: "
+                    f"images/s {images[(threads, bs, 'channels_last')]:.1f} (channels_last) "
+                    f"{images[(threads, bs, 'contiguous')]:.1f} (contiguous), "
+                    f"texts/s {text_rates[(threads, bs)]:.1f}",
+                    flush=True,
+                )
 
-    machine = {
-        "device": str(enc.device),
-        "cpu": platform.processor() or platform.machine(),
-        "cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-    }
-    print(f"encoders {enc.version} on {machine}")
-    print(f"Pillow decode+resize+crop (draft mode): {decode:.1f} images/s per core")
-    print(
-        f"{'batch':>5} | {'images/s, one pass':>18} | {'images/s, default chunks':>24} | "
-        f"{'texts/s':>8}"
-    )
-    print("------|--------------------|--------------------------|---------")
+    rows = [
+        {
+            "threads": t,
+            "batch": bs,
+            "images_per_s_channels_last": images[(t, bs, "channels_last")],
+            "images_per_s_contiguous": images[(t, bs, "contiguous")],
+            "texts_per_s": text_rates[(t, bs)],
+        }
+        for t in args.threads
+        for bs in args.batches
+    ]
+    info = machine(enc.device)
+    print(f"\nencoders {enc.version} on {info['cpu_model']} ({info['cores']} cores), {enc.device}")
+    print("| threads | batch | images/s channels_last | images/s contiguous | texts/s |")
+    print("|---|---|---|---|---|")
     for r in rows:
         print(
-            f"{r['batch']:>5} | {r['images_per_s']:>18.1f} | "
-            f"{r['images_per_s_default_chunks']:>24.1f} | {r['texts_per_s']:>8.1f}"
+            f"| {r['threads']} | {r['batch']} | {r['images_per_s_channels_last']:.1f} | "
+            f"{r['images_per_s_contiguous']:.1f} | {r['texts_per_s']:.1f} |"
         )
+    best_img = max(rows, key=lambda r: r["images_per_s_channels_last"])
+    best_txt = max(rows, key=lambda r: r["texts_per_s"])
+    print(
+        f"best: images {best_img['images_per_s_channels_last']:.1f}/s at batch "
+        f"{best_img['batch']} x {best_img['threads']} threads; texts "
+        f"{best_txt['texts_per_s']:.1f}/s at batch {best_txt['batch']} x "
+        f"{best_txt['threads']} threads"
+    )
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(
         json.dumps(
-            {"machine": machine, "encoders": enc.version, "decode_per_s": decode, "rows": rows},
+            {
+                "machine": info,
+                "encoders": enc.version,
+                "seconds_per_cell": args.seconds,
+                "rounds": args.rounds,
+                "rows": rows,
+            },
             indent=1,
         )
     )

@@ -81,6 +81,15 @@ class Encoder:
         """Autocast dtype of both encoders' forward passes (features come out float32)."""
         self.channels_last = channels_last
         """Image batches and the image network in NHWC layout (faster convolutions)."""
+        cuda = self.device.type == "cuda"
+        self.image_pass = 128 if cuda else 4
+        """Pictures per forward pass. On CPU, EfficientNet-Lite0 is fastest in small passes
+        (``python bench/encoders.py`` on 2 cores, channels_last: 72 / 90 / 101 / 83 / 49
+        images/s at 1 / 2 / 4 / 8 / 32 per pass): larger ones spill the caches. On a GPU
+        large passes fill the device."""
+        self.text_pass = 256 if cuda else 16
+        """Texts per forward pass (same bench: 101 / 137 / 146 / 116 texts/s at 1 / 8 / 16
+        / 32 on CPU)."""
         self._image_net: torch.nn.Module | None = None
         self._text_fn = None
 
@@ -109,27 +118,25 @@ class Encoder:
             enabled=self.precision != "fp32",
         )
 
-    def encode_texts(self, texts: list[str], batch_size: int = 64) -> torch.Tensor:
+    def encode_texts(self, texts: list[str], batch_size: int | None = None) -> torch.Tensor:
         """(N, text_dim) features on the CPU."""
         if not texts:
             return torch.zeros(0, self.text_backbone.dim)
         if self._text_fn is None:
             self._text_fn = self.text_backbone.build(self.device)
         cut = [t[: self.text_backbone.max_chars] for t in texts]
+        batch_size = batch_size or self.text_pass
         with torch.inference_mode(), self._autocast():
             return self._text_fn(cut, batch_size).float().cpu()
 
     def encode_images(self, images: list[torch.Tensor], batch_size: int | None = None):
         """Decoded uint8 (3, H, W) tensors -> (N, image_dim) features on the CPU.
 
-        Forward passes take ``batch_size`` pictures at a time; by default 8 on CPU, where
-        EfficientNet-Lite0 (channels_last) peaks at batch 8 and slows down beyond it
-        (measured on 2 cores: 114 / 136 / 70 / 51 images/s at batch 1 / 8 / 16 / 32),
-        and 64 on CUDA.
+        Forward passes take ``batch_size`` pictures at a time (default ``image_pass``).
         """
         if not images:
             return torch.zeros(0, self.image_backbone.dim)
-        batch_size = batch_size or (64 if self.device.type == "cuda" else 8)
+        batch_size = batch_size or self.image_pass
         net = self._image_model()
         cuda = self.device.type == "cuda"
         out = []
