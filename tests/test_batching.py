@@ -78,6 +78,9 @@ def test_backlog_then_trickle(adaptive, broker, redis_server, worker_process, da
         adaptive_batching=adaptive,
     )
     wait_for(lambda: written(r) >= len(backlog), proc=w, what="the backlog")
+    for k in r.scan_iter("emo:post:*"):  # the latency splits into broker and worker shares
+        h = r.hgetall(k)
+        assert h["ingested_at"] <= h["received_at"] <= h["written_at"], h
     total, large = batches(w.metrics_port)
     assert large >= 1, "a 64-post backlog never filled a batch beyond 8"
     assert metric(w.metrics_port, "emostream_batch_size_sum") == len(backlog)

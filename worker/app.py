@@ -25,6 +25,7 @@ import logging
 import os
 import time
 from base64 import b64encode
+from datetime import datetime
 
 import faust
 import torch
@@ -225,6 +226,17 @@ def create_app(settings: WorkerSettings) -> faust.App:
                     total += max(0, high - taken[tp.partition] - 1)
             return total
 
+        received: dict[tuple[int, int], datetime] = {}
+
+        def stamp(value):
+            """Runs as each message arrives, before any batching: when it was received."""
+            msg = stream.current_event.message
+            if len(received) > 100_000:  # stale entries of partitions revoked long ago
+                received.clear()
+            received[(msg.partition, msg.offset)] = now()
+            return value
+
+        stream.add_processor(stamp)
         if settings.adaptive_batching:
             batches = adaptive_take(stream, sizer, lag)
         else:  # faust's own: always max_batch, max_wait_s from when the agent asks
@@ -241,7 +253,13 @@ def create_app(settings: WorkerSettings) -> faust.App:
                         e.message.offset, taken.get(e.message.partition, -1)
                     )
                 messages = [
-                    Message(e.message.key, e.message.value, e.message.partition, e.message.offset)
+                    Message(
+                        e.message.key,
+                        e.message.value,
+                        e.message.partition,
+                        e.message.offset,
+                        received.pop((e.message.partition, e.message.offset), None),
+                    )
                     for e in events
                 ]
                 prepared = await processor.prepare(messages)

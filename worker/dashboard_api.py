@@ -207,6 +207,7 @@ def openapi() -> dict:
             "image_status": {"type": "string"},
             "model_version": {"type": "string"},
             "created_at": {"type": "string"},
+            "received_at": {"type": "string"},
             "written_at": {"type": "string"},
         },
     }

@@ -55,6 +55,11 @@ END_TO_END_SECONDS = Histogram(
     "From a post's ingested_at to its result written in Redis.",
     buckets=LATENCY_BUCKETS,
 )
+WORKER_SECONDS = Histogram(
+    "emostream_worker_seconds",
+    "From the worker receiving a post from Kafka to its result written in Redis.",
+    buckets=LATENCY_BUCKETS,
+)
 FEATURES_COMPUTED = Counter(
     "emostream_features_computed_total",
     "Feature rows computed by the encoders, by modality (text, image).",

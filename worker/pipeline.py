@@ -24,6 +24,7 @@ import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import redis.exceptions
 import torch
@@ -50,6 +51,8 @@ class Message:
     value: bytes | None
     partition: int = 0
     offset: int = -1
+    received_at: datetime | None = None
+    """When the worker received it from Kafka (None: when the batch started)."""
 
 
 @dataclass
@@ -66,6 +69,8 @@ class Prepared:
     """Image features taken from the reuse window, by post position."""
     image_keys: list[bytes | None] = field(default_factory=list)
     """A digest of each decoded picture's bytes (groups identical pictures)."""
+    received: list[datetime] = field(default_factory=list)
+    """When the worker received each post from Kafka."""
 
 
 @dataclass
@@ -108,8 +113,11 @@ class BatchProcessor:
         self._model_pool.shutdown(wait=True)
 
     # -- steps ----------------------------------------------------------------------------
-    async def _decode_messages(self, messages: list[Message]) -> list[Post]:
+    async def _decode_messages(self, messages: list[Message]) -> tuple[list[Post], list[datetime]]:
+        """The valid posts (each id once) and when each was received."""
         posts: dict[str, Post] = {}
+        received: dict[str, datetime] = {}
+        started = now()
         for msg in messages:
             try:
                 post = decode(msg.value)
@@ -118,7 +126,8 @@ class BatchProcessor:
                 m.DEAD_LETTERED.labels(err.reason).inc()
                 continue
             posts[post.id] = post  # the same post twice in a batch: once
-        return list(posts.values())
+            received.setdefault(post.id, msg.received_at or started)
+        return list(posts.values()), [received[i] for i in posts]
 
     def _decode_image(self, data: bytes) -> torch.Tensor | ImageDecodeError:
         try:
@@ -291,13 +300,14 @@ class BatchProcessor:
         current one, so fetching overlaps computing.
         """
         t0 = time.perf_counter()
-        posts = await self._decode_messages(messages)
+        posts, received = await self._decode_messages(messages)
         if not posts:
             return Prepared([], [], [], len(messages), t0)
         m.BATCH_SIZE.observe(len(posts))
         prepared = await self._images(posts)
         prepared.dead_lettered = len(messages) - len(posts)
         prepared.started = t0
+        prepared.received = received
         return prepared
 
     async def complete(self, prepared: Prepared) -> BatchReport:
@@ -314,8 +324,9 @@ class BatchProcessor:
         written_at = now()
         version = self.classifier.version
         results = []
-        for post, pred, st in zip(posts, preds, status, strict=True):
+        for post, pred, st, got in zip(posts, preds, status, prepared.received, strict=True):
             base = dict(
+                received_at=got,
                 id=post.id,
                 source=post.source,
                 channel=post.channel,
@@ -350,6 +361,7 @@ class BatchProcessor:
             else:
                 m.UNCLASSIFIABLE.labels(r.image_status.removeprefix("error:")).inc()
             m.END_TO_END_SECONDS.observe(max(0.0, (done - r.ingested_at).total_seconds()))
+            m.WORKER_SECONDS.observe(max(0.0, (done - r.received_at).total_seconds()))
         report.posts = len(results)
         report.new = sum(fresh)
         report.duplicates = report.posts - report.new

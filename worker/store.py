@@ -61,6 +61,9 @@ class Result:
     model_version: str
     run_id: str | None = None
     text: str = ""  # first characters, for the dashboard feed
+    received_at: datetime | None = None
+    """When the worker received the message from Kafka: ingested -> received is the broker's
+    share of the latency, received -> written the worker's."""
 
     @property
     def status(self) -> str:
@@ -84,6 +87,7 @@ class Result:
             "written_at": self.written_at.isoformat(),
             "text": self.text,
             **({"run_id": self.run_id} if self.run_id else {}),
+            **({"received_at": self.received_at.isoformat()} if self.received_at else {}),
         }
 
 
