@@ -1,18 +1,32 @@
-"""Worker throughput through Kafka and Redis against the model alone, in one run.
+"""The whole pipeline through Kafka and Redis against the model alone, in one run.
 
-    python bench/pipeline.py [--posts 256] [--batch 32] [--latency-seconds 30]
+    python bench/pipeline.py [--posts 256] [--batch 32] [--load-seconds 20]
+                             [--loads 0.25 0.5 0.75 1.0]
 
-1. model alone: ``EmotionClassifier.classify`` on the same posts (image bytes in memory),
-   in batches of ``--batch`` and one post at a time;
-2. pipeline: the posts are queued in Kafka (Tansu) first, then a real ``emostream worker``
-   drains them: fetch each picture over HTTP, decode, classify, write to Redis. Sustained
-   posts/s = posts after the first batch / (last write - first write), from the results'
-   ``written_at``; with ``max_batch`` = ``--batch`` and = 1;
-3. latency: an open-loop producer at about half the measured pipeline capacity for
-   ``--latency-seconds``; end-to-end = ``written_at - ingested_at`` per post (p50, p99).
+1. **model alone**: ``EmotionClassifier.classify`` on the same posts (image bytes in
+   memory, so decoding included), in batches of ``--batch`` and one post at a time;
+2. **throughput**: the posts are queued in Kafka (Tansu) first, then a real
+   ``emostream worker`` drains them: fetch each picture over HTTP, decode, classify,
+   write to Redis. Sustained posts/s = posts after the first batch / (last write - first
+   write), from the results' ``written_at``. Workers: adaptive batching (the default),
+   fixed batches (faust's ``noack_take``, the previous worker), and one post at a time;
+3. **latency**: an open-loop producer (sends on a schedule, whether or not the worker
+   keeps up) at 25/50/75/100% of the adaptive worker's measured capacity, for
+   ``--load-seconds`` each, against the adaptive and the fixed worker; end-to-end =
+   ``written_at - ingested_at`` per post (p50/p95/p99), the worker's share
+   ``written_at - received_at``, and the target ``max_wait + 2 x the batch's compute
+   time`` from the worker's own histograms. The difference is the broker's delivery:
+   Tansu does not answer a waiting fetch as soon as data arrives (with faust's 1.5 s
+   fetch wait, 0.40 s median and 0.77 s at most; ``bench/broker_delivery.py``), where
+   Apache Kafka answers at once; so the worker's share is the figure that carries over
+   to production;
+4. **repeats**: a stream where every post appears twice (retweets, reposts) with
+   feature reuse on and off.
 
-Posts: mvsa-single test posts (text + image, from ../shared/data, served over loopback
-HTTP). Prints a table and writes JSON. Figures, not tests: they depend on the machine.
+Feature reuse is off in 2 and 3 (every post is encoded), so repeats of the same 256
+pictures do not flatter them. Posts: mvsa-single test posts (text + image, from
+../shared/data, served over loopback HTTP). Prints tables and writes JSON
+(bench/results/pipeline.json). Figures, not tests: they depend on the machine.
 """
 
 from __future__ import annotations
@@ -20,7 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
+import random
 import subprocess
 import sys
 import time
@@ -35,6 +49,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.machine import machine  # noqa: E402
 from ingest.producer import PostProducer  # noqa: E402
 from ingest.record import make_post, now  # noqa: E402
 from ingest.settings import Settings  # noqa: E402
@@ -60,20 +75,21 @@ def model_alone(items, batch: int) -> float:
     return len(posts) / (time.perf_counter() - t0)
 
 
-def start_worker(bootstrap, redis_port, topic, batch, log):
+def start_worker(bootstrap, redis_port, topic, log, **settings):
     env = {
         **os.environ,
         "EMOSTREAM_KAFKA_BOOTSTRAP": bootstrap,
         "EMOSTREAM_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
         "EMOSTREAM_TOPIC_POSTS": topic,
         "EMOSTREAM_CONSUMER_GROUP": f"bench-{uuid.uuid4().hex[:6]}",
-        "EMOSTREAM_MAX_BATCH": str(batch),
         "EMOSTREAM_IMAGE_ALLOW_NETWORKS": "127.0.0.0/8",
         "EMOSTREAM_BROKER_SESSION_TIMEOUT_S": "3",  # Tansu's slow first join (KAFKA-TESTS.md)
         "EMOSTREAM_BROKER_HEARTBEAT_INTERVAL_S": "0.5",
         "EMOSTREAM_WORKER_METRICS_PORT": str(free_port()),
         "EMOSTREAM_DEVICE": "cpu",
+        "EMOSTREAM_FEATURE_REUSE_SIZE": "0",
     }
+    env.update({f"EMOSTREAM_{k.upper()}": str(v) for k, v in settings.items()})
     proc = subprocess.Popen(
         [sys.executable, "-m", "worker.cli", "worker"],
         env=env,
@@ -85,8 +101,18 @@ def start_worker(bootstrap, redis_port, topic, batch, log):
     return proc
 
 
+def stop(worker) -> None:
+    worker.terminate()
+    try:
+        worker.wait(60)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        worker.wait(10)
+
+
 def produce(bootstrap, topic, posts, rate=0.0):
-    """Send posts (or zero-argument callables that build one at send time) at ``rate``."""
+    """Send posts (or zero-argument callables that build one at send time) at ``rate``
+    posts/s on a fixed schedule (open loop), or as fast as possible."""
     settings = Settings(env={}, kafka_bootstrap=bootstrap, topic_posts=topic, ingest_metrics_port=0)
     producer = PostProducer(settings, "replay")
     t0 = time.monotonic()
@@ -103,24 +129,26 @@ def produce(bootstrap, topic, posts, rate=0.0):
 def make_posts(items, base_url, tag):
     return [
         make_post(
-            id=f"bench:{tag}:{i.id}",
+            id=f"bench:{tag}:{k}:{i.id}",
             source="twitter",
             channel="mvsa",
             created_at=now(),
             text=i.text,
             image_url=f"{base_url}/mvsa-single/images/{i.id}.jpg",
         )
-        for i in items
+        for k, i in enumerate(items)
     ]
 
 
-def results(r, tag):
+def results(r, tag, received=False):
+    """(ingested_at, written_at) of each post of ``tag``, or with ``received``
+    (ingested_at, received_at, written_at)."""
     out = []
+    fields = ("ingested_at", "received_at", "written_at") if received else None
     for k in r.scan_iter(f"emo:post:bench:{tag}:*", count=1000):
         h = r.hgetall(k)
-        out.append(
-            (datetime.fromisoformat(h["ingested_at"]), datetime.fromisoformat(h["written_at"]))
-        )
+        names = fields or ("ingested_at", "written_at")
+        out.append(tuple(datetime.fromisoformat(h[f]) for f in names))
     return out
 
 
@@ -129,56 +157,122 @@ def written(r) -> int:
     return sum(int(v) for k in r.keys("emo:totals:*") for v in r.hvals(k))
 
 
-def drain(r, n, tag, worker, timeout=900):
+def drain(r, n, worker, timeout=900):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if worker.poll() is not None:
             raise RuntimeError("worker died")
         if written(r) >= n:
-            return results(r, tag)
-        time.sleep(1.0)
-    raise TimeoutError(f"{tag}: {written(r)} of {n}")
+            return
+        time.sleep(0.5)
+    raise TimeoutError(f"{written(r)} of {n}")
 
 
-def breakdown(port: int) -> dict[str, float]:
-    """Seconds per batch spent in each stage, from the worker's own histograms."""
+def histograms(port: int) -> dict[str, float]:
+    """The worker's _sum and _count samples (and batch-size buckets), by name."""
     import urllib.request
 
     body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
     vals = {}
     for line in body.splitlines():
-        if line.startswith("emostream_") and (line.split(" ")[0].endswith(("_sum", "_count"))):
-            name, v = line.rsplit(" ", 1)
-            vals[name] = float(v)
-    batches = vals.get("emostream_batch_seconds_count", 0) or 1
-    stages = ("batch", "inference", "image_decode", "redis_write")
-    out = {s: vals.get(f"emostream_{s}_seconds_sum", 0) / batches for s in stages}
-    out["image_fetch_each"] = vals.get("emostream_image_fetch_seconds_sum", 0) / max(
-        1, vals.get("emostream_image_fetch_seconds_count", 1)
-    )
+        name = line.split(" ")[0]
+        if line.startswith("emostream_") and name.endswith(("_sum", "_count")):
+            vals[name] = float(line.rsplit(" ", 1)[1])
+    return vals
+
+
+def stages(before: dict, after: dict) -> dict[str, float]:
+    """Seconds per batch in each stage between two snapshots of the histograms."""
+
+    def delta(name):
+        return after.get(name, 0.0) - before.get(name, 0.0)
+
+    batches = delta("emostream_batch_seconds_count") or 1
+    out = {
+        s: delta(f"emostream_{s}_seconds_sum") / batches
+        for s in ("batch", "inference", "image_decode", "redis_write")
+    }
+    out["compute"] = out["inference"] + out["redis_write"]
+    fetches = delta("emostream_image_fetch_seconds_count") or 1
+    out["image_fetch_each"] = delta("emostream_image_fetch_seconds_sum") / fetches
     out["batches"] = batches
-    out["mean_batch_size"] = vals.get("emostream_batch_size_sum", 0) / batches
+    out["mean_batch_size"] = delta("emostream_batch_size_sum") / batches
     return out
 
 
 def sustained_rate(got, batch):
-    written = sorted(w for _, w in got)
-    span = (written[-1] - written[0]).total_seconds()
-    return (len(written) - batch) / span if span > 0 else float("nan")
+    stamps = sorted(w for _, w in got)
+    span = (stamps[-1] - stamps[0]).total_seconds()
+    return (len(stamps) - batch) / span if span > 0 else float("nan")
 
 
-def pipeline_run(bootstrap, redis_port, r, items, base, batch, tag, workdir):
+def throughput(env, items, tag, batch, **settings):
+    """A backlog of ``items`` first, then a fresh worker drains it: sustained posts/s."""
+    bootstrap, redis_port, r, base, workdir = env
     topic = f"bench-{tag}-{uuid.uuid4().hex[:6]}"
     create_topics(bootstrap, {topic: 2})
-    produce(bootstrap, topic, make_posts(items, base, tag))  # a backlog first
-    worker = start_worker(bootstrap, redis_port, topic, batch, workdir / f"worker-{tag}.log")
+    produce(bootstrap, topic, make_posts(items, base, tag))
+    worker = start_worker(
+        bootstrap, redis_port, topic, workdir / f"worker-{tag}.log", max_batch=batch, **settings
+    )
     try:
         before = written(r)
-        got = drain(r, before + len(items), tag, worker)
-        return sustained_rate(got, batch), worker, topic
-    except BaseException:
-        worker.terminate()
-        raise
+        drain(r, before + len(items), worker)
+        return sustained_rate(results(r, tag), batch), stages({}, histograms(worker.metrics_port))
+    finally:
+        stop(worker)
+
+
+def latency(env, items, tag, capacity, loads, seconds, **settings):
+    """Open-loop load at each fraction of ``capacity`` against one (warm) worker."""
+    bootstrap, redis_port, r, base, workdir = env
+    topic = f"bench-{tag}-{uuid.uuid4().hex[:6]}"
+    create_topics(bootstrap, {topic: 2})
+    worker = start_worker(bootstrap, redis_port, topic, workdir / f"worker-{tag}.log", **settings)
+    rows = []
+    try:
+        produce(bootstrap, topic, make_posts(items[:8], base, f"{tag}-warm"))  # joins, loads
+        drain(r, written(r) + 8, worker)
+        for load in loads:
+            rate = capacity * load
+            n = max(20, int(rate * seconds))
+            sample = (items * (n // len(items) + 1))[:n]
+            key = f"{tag}-{int(load * 100)}"
+            posts = [
+                lambda it=it, k=k, key=key: make_posts([it], base, f"{key}:{k}")[0]
+                for k, it in enumerate(sample)
+            ]
+            snap, start = histograms(worker.metrics_port), written(r)
+            t0 = time.monotonic()
+            produce(bootstrap, topic, posts, rate=rate)
+            drain(r, start + n, worker)
+            elapsed = time.monotonic() - t0
+            got = results(r, key, received=True)
+            lat = np.array([(w - i).total_seconds() for i, _, w in got])
+            own = np.array([(w - c).total_seconds() for _, c, w in got])
+            st = stages(snap, histograms(worker.metrics_port))
+            max_wait = float(settings.get("max_wait_s", 0.5))
+            rows.append(
+                {
+                    "load": load,
+                    "offered_posts_per_s": rate,
+                    "achieved_posts_per_s": n / elapsed,
+                    "posts": int(len(lat)),
+                    "p50_s": float(np.percentile(lat, 50)),
+                    "p95_s": float(np.percentile(lat, 95)),
+                    "p99_s": float(np.percentile(lat, 99)),
+                    "worker_p50_s": float(np.percentile(own, 50)),
+                    "worker_p95_s": float(np.percentile(own, 95)),
+                    "worker_p99_s": float(np.percentile(own, 99)),
+                    "mean_batch_size": st["mean_batch_size"],
+                    "batch_compute_s": st["compute"],
+                    "target_s": max_wait + 2 * st["compute"],
+                }
+            )
+            print(f"  {tag} at {int(load * 100)}%: {rows[-1]}", flush=True)
+    finally:
+        stop(worker)
+    return rows
 
 
 def main() -> None:
@@ -190,7 +284,9 @@ def main() -> None:
     ap.add_argument("--posts", type=int, default=256)
     ap.add_argument("--single-posts", type=int, default=64)
     ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--latency-seconds", type=float, default=30.0)
+    ap.add_argument("--load-seconds", type=float, default=20.0)
+    ap.add_argument("--loads", type=float, nargs="+", default=[0.25, 0.5, 0.75, 1.0])
+    ap.add_argument("--rounds", type=int, default=2, help="interleaved throughput rounds")
     ap.add_argument("--json", type=Path, default=REPO / "bench/results/pipeline.json")
     args = ap.parse_args()
 
@@ -204,80 +300,106 @@ def main() -> None:
     broker = start_tansu()
     store = start_redis(workdir / "redis")
     data = serve_directory(Dataset.load("mvsa-single").root.parent)
-    bootstrap = f"127.0.0.1:{broker.port}"
     r = redis.Redis(port=store.port, decode_responses=True)
+    env = (f"127.0.0.1:{broker.port}", store.port, r, data.url, workdir)
     try:
-        print("pipeline, batched ...", flush=True)
-        batched, worker, topic = pipeline_run(
-            bootstrap, store.port, r, items, data.url, args.batch, "batched", workdir
+        # Interleaved rounds, best kept: this machine's speed wanders by 20% between
+        # minutes, and a comparison must not hinge on which run got the quiet minute.
+        half = items[: args.posts // 2]
+        twice = half + half  # every post twice (retweets, reposts)
+        random.Random(7).shuffle(twice)
+        runs = {
+            "adaptive": (items, args.batch, {}),
+            "fixed": (items, args.batch, {"adaptive_batching": "false"}),
+            "single": (items[: args.single_posts], 1, {"adaptive_batching": "false"}),
+            "repeats-off": (twice, args.batch, {}),
+            "repeats-on": (twice, args.batch, {"feature_reuse_size": 10_000}),
+        }
+        rates: dict[str, float] = {}
+        st: dict[str, dict] = {}
+        for rnd in range(args.rounds):
+            for name, (posts, batch, settings) in runs.items():
+                rate, stage = throughput(env, posts, f"{name}-{rnd}", batch, **settings)
+                print(f"  round {rnd + 1}: {name} {rate:.1f} posts/s", flush=True)
+                if rate > rates.get(name, 0.0):
+                    rates[name], st[name] = rate, stage
+        adaptive, fixed, single = rates["adaptive"], rates["fixed"], rates["single"]
+        no_reuse, reuse = rates["repeats-off"], rates["repeats-on"]
+        st_adaptive, st_fixed, st_single = st["adaptive"], st["fixed"], st["single"]
+        print(f"latency at {args.loads} of {adaptive:.1f} posts/s ...", flush=True)
+        lat_adaptive = latency(
+            env,
+            items,
+            "lat-adaptive",
+            adaptive,
+            args.loads,
+            args.load_seconds,
+            max_batch=args.batch,
         )
-        stages_batched = breakdown(worker.metrics_port)
-        # latency at ~half capacity, same (warm) worker
-        rate = batched / 2
-        n_lat = max(20, int(rate * args.latency_seconds))
-        lat_items = (items * (n_lat // len(items) + 1))[:n_lat]
-        lat_posts = [
-            lambda it=it, k=k: make_posts([it], data.url, f"lat:{k}")[0]
-            for k, it in enumerate(lat_items)
-        ]
-        print(f"latency at {rate:.1f} posts/s for {n_lat} posts ...", flush=True)
-        produce(bootstrap, topic, lat_posts, rate=rate)
-        drain(r, len(items) + n_lat, "lat", worker, timeout=600)
-        lat = [(w - i).total_seconds() for i, w in results(r, "lat")]
-        worker.terminate()
-        worker.wait(60)
-
-        print("pipeline, one post at a time ...", flush=True)
-        single, worker, _ = pipeline_run(
-            bootstrap, store.port, r, items[: args.single_posts], data.url, 1, "single", workdir
+        lat_fixed = latency(
+            env,
+            items,
+            "lat-fixed",
+            adaptive,
+            args.loads,
+            args.load_seconds,
+            max_batch=args.batch,
+            adaptive_batching="false",
         )
-        stages_single = breakdown(worker.metrics_port)
-        worker.terminate()
-        worker.wait(60)
     finally:
         broker.stop()
         store.stop()
         data.stop()
 
     out = {
-        "machine": {
-            "cpu": platform.processor() or platform.machine(),
-            "cores": os.cpu_count(),
-            "device": "cpu",
-        },
+        "machine": machine("cpu"),
         "posts": len(items),
         "batch": args.batch,
         "model_alone_batched_posts_per_s": alone_batched,
         "model_alone_single_posts_per_s": alone_single,
-        "pipeline_batched_posts_per_s": batched,
+        "pipeline_adaptive_posts_per_s": adaptive,
+        "pipeline_fixed_posts_per_s": fixed,
         "pipeline_single_posts_per_s": single,
-        "pipeline_over_model": batched / alone_batched,
-        "batched_over_single": batched / single,
-        "latency_load_posts_per_s": rate,
-        "latency_p50_s": float(np.percentile(lat, 50)),
-        "latency_p99_s": float(np.percentile(lat, 99)),
-        "latency_posts": len(lat),
-        "stages_batched": stages_batched,
-        "stages_single": stages_single,
+        "pipeline_over_model": adaptive / alone_batched,
+        "batched_over_single": adaptive / single,
+        "repeats_reuse_off_posts_per_s": no_reuse,
+        "repeats_reuse_on_posts_per_s": reuse,
+        "rounds": args.rounds,
+        "stages": {"adaptive": st_adaptive, "fixed": st_fixed, "single": st_single},
+        "latency": {"adaptive": lat_adaptive, "fixed": lat_fixed},
     }
-    print(f"\n{'':<34} {'posts/s':>8}")
-    print(f"{'model alone, batch ' + str(args.batch):<34} {alone_batched:>8.1f}")
-    print(f"{'model alone, batch 1':<34} {alone_single:>8.1f}")
+    print(f"\n| {len(items)} mvsa-single posts (text + image) | posts/s | |")
+    print("|---|---|---|")
+    print(f"| model alone, batch {args.batch} | {alone_batched:.1f} | |")
+    print(f"| model alone, batch 1 | {alone_single:.1f} | |")
     print(
-        f"{'pipeline (Kafka+HTTP+Redis), batch ' + str(args.batch):<34} {batched:>8.1f}"
-        f"   {100 * batched / alone_batched:.0f}% of model alone"
+        f"| pipeline, adaptive batching (max {args.batch}) | {adaptive:.1f} | "
+        f"{100 * adaptive / alone_batched:.0f}% of model alone |"
     )
-    print(f"{'pipeline, batch 1':<34} {single:>8.1f}   batched is {batched / single:.1f}x")
+    print(f"| pipeline, fixed batches of {args.batch} | {fixed:.1f} | |")
+    print(f"| pipeline, one post at a time | {single:.1f} | adaptive is {adaptive / single:.1f}x |")
+    print(f"| each post twice, reuse off | {no_reuse:.1f} | |")
+    print(f"| each post twice, reuse on | {reuse:.1f} | {reuse / no_reuse:.2f}x |")
     print(
-        f"latency at {rate:.1f} posts/s (~50% of capacity), {len(lat)} posts: "
-        f"p50 {out['latency_p50_s']:.2f} s, p99 {out['latency_p99_s']:.2f} s"
+        "\n| batching | load | offered/s | achieved/s | end-to-end p50 / p95 / p99 s | "
+        "in the worker p50 / p95 / p99 s | mean batch | batch compute s | target s |"
     )
-    for name, st in (("batched", stages_batched), ("one at a time", stages_single)):
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name, rows in out["latency"].items():
+        for x in rows:
+            print(
+                f"| {name} | {int(100 * x['load'])}% | {x['offered_posts_per_s']:.1f} | "
+                f"{x['achieved_posts_per_s']:.1f} | {x['p50_s']:.2f} / {x['p95_s']:.2f} / "
+                f"{x['p99_s']:.2f} | {x['worker_p50_s']:.2f} / {x['worker_p95_s']:.2f} / "
+                f"{x['worker_p99_s']:.2f} | {x['mean_batch_size']:.1f} | "
+                f"{x['batch_compute_s']:.3f} | {x['target_s']:.2f} |"
+            )
+    for name, x in out["stages"].items():
         print(
-            f"per batch ({name}, mean {st['mean_batch_size']:.1f} posts): "
-            f"total {st['batch']:.3f} s = inference {st['inference']:.3f} s + decode "
-            f"{st['image_decode']:.3f} s + redis {st['redis_write']:.3f} s + fetch etc.; "
-            f"one image fetch {st['image_fetch_each']:.3f} s"
+            f"per batch ({name}, mean {x['mean_batch_size']:.1f} posts): total "
+            f"{x['batch']:.3f} s = inference {x['inference']:.3f} + decode "
+            f"{x['image_decode']:.3f} + redis {x['redis_write']:.3f} + fetch etc.; "
+            f"one image fetch {x['image_fetch_each']:.3f} s"
         )
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(out, indent=1))

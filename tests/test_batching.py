@@ -17,6 +17,7 @@ def test_grows_while_behind_and_shrinks_when_caught_up():
     assert [s.next_size(lag=0) for _ in range(5)] == [16, 8, 4, 2, 2]
     assert [s.next_size(lag=1000) for _ in range(5)] == [4, 8, 16, 32, 32]
     assert s.next_size(lag=20) == 32  # between half and full: keep
+    assert s.next_size(lag=None) == 32  # no signal yet: keep
     assert s.next_size(lag=15) == 16
 
 

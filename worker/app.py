@@ -217,13 +217,14 @@ def create_app(settings: WorkerSettings) -> faust.App:
                 log.critical("unexpected error in the worker; exiting", exc_info=task.exception())
                 os._exit(70)
 
-        def lag() -> int:
-            """Posts on our partitions not yet taken into a batch (0 where not known)."""
-            consumer, taken, total = app.consumer, state.setdefault("taken", {}), 0
+        def lag() -> int | None:
+            """Posts on our partitions not yet taken into a batch; None until one partition's
+            high-water mark and taken offset are known."""
+            consumer, taken, total = app.consumer, state.setdefault("taken", {}), None
             for tp in consumer.assignment():
                 high = consumer.highwater(tp) if tp.topic == settings.topic_posts else None
                 if high is not None and tp.partition in taken:
-                    total += max(0, high - taken[tp.partition] - 1)
+                    total = (total or 0) + max(0, high - taken[tp.partition] - 1)
             return total
 
         received: dict[tuple[int, int], datetime] = {}

@@ -70,10 +70,13 @@ class BatchSizer:
         fits = math.floor(budget / self.seconds_per_post)
         return max(self.min_batch, min(self.max_batch, fits))
 
-    def next_size(self, lag: int) -> int:
-        """The size of the next batch, given ``lag`` posts waiting to be taken."""
+    def next_size(self, lag: int | None) -> int:
+        """The size of the next batch, given ``lag`` posts waiting to be taken (None: not
+        known yet, keep the size)."""
         if not self.adaptive:
             self.size = self.max_batch
+        elif lag is None:
+            pass
         elif lag >= self.size:
             self.size = min(self.size * 2, self.max_batch)
         elif lag < self.size // 2:
@@ -91,7 +94,7 @@ async def adaptive_take(stream, sizer: BatchSizer, lag: Callable[[], int]) -> As
     loop = asyncio.get_running_loop()
     events: list = []
     arrivals: list[float] = []  # when each buffered event arrived
-    target = sizer.next_size(0)
+    target = sizer.next_size(None)
     arrived = asyncio.Event()  # the buffer holds at least one event
     full = asyncio.Event()  # the buffer holds ``target`` events
     room = asyncio.Event()  # the buffer has room again
@@ -119,7 +122,8 @@ async def adaptive_take(stream, sizer: BatchSizer, lag: Callable[[], int]) -> As
     stream._enable_passive(aiter(stream.channel))
     try:
         while not stream.should_stop:
-            target = sizer.next_size(max(lag(), len(events)))
+            behind = lag()
+            target = sizer.next_size(None if behind is None else max(behind, len(events)))
             if len(events) >= target:
                 full.set()
             else:
