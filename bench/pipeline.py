@@ -96,6 +96,7 @@ def start_worker(bootstrap, redis_port, topic, log, **settings):
         stdout=open(log, "wb"),
         stderr=subprocess.STDOUT,
         cwd=REPO,
+        preexec_fn=lambda: os.setpriority(os.PRIO_PROCESS, 0, 0),  # not the bench's nice
     )
     proc.metrics_port = int(env["EMOSTREAM_WORKER_METRICS_PORT"])
     return proc
@@ -200,6 +201,12 @@ def stages(before: dict, after: dict) -> dict[str, float]:
     return out
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def sustained_rate(got, batch):
     stamps = sorted(w for _, w in got)
     span = (stamps[-1] - stamps[0]).total_seconds()
@@ -207,8 +214,10 @@ def sustained_rate(got, batch):
 
 
 def throughput(env, items, tag, batch, **settings):
-    """A backlog of ``items`` first, then a fresh worker drains it: sustained posts/s."""
-    bootstrap, redis_port, r, base, workdir = env
+    """A backlog of ``items`` first, then a fresh worker drains it: sustained posts/s, the
+    stage breakdown and the CPU seconds each process used while it drained."""
+    bootstrap, redis_port, r, base, workdir = env[:5]
+    harness = env[5]
     topic = f"bench-{tag}-{uuid.uuid4().hex[:6]}"
     create_topics(bootstrap, {topic: 2})
     produce(bootstrap, topic, make_posts(items, base, tag))
@@ -217,15 +226,24 @@ def throughput(env, items, tag, batch, **settings):
     )
     try:
         before = written(r)
+        wait_for_first = time.monotonic() + 300
+        while written(r) == before and time.monotonic() < wait_for_first:
+            time.sleep(0.2)  # model loading and the group join are not part of the drain
+        pids = {"worker": worker.pid, **harness}
+        cpu0, t0 = {k: cpu_seconds(p) for k, p in pids.items()}, time.monotonic()
         drain(r, before + len(items), worker)
-        return sustained_rate(results(r, tag), batch), stages({}, histograms(worker.metrics_port))
+        wall = time.monotonic() - t0
+        cpu = {k: (cpu_seconds(p) - cpu0[k]) / wall for k, p in pids.items()}
+        st = stages({}, histograms(worker.metrics_port))
+        st["cores_used"] = cpu
+        return sustained_rate(results(r, tag), batch), st
     finally:
         stop(worker)
 
 
 def latency(env, items, tag, capacity, loads, seconds, **settings):
     """Open-loop load at each fraction of ``capacity`` against one (warm) worker."""
-    bootstrap, redis_port, r, base, workdir = env
+    bootstrap, redis_port, r, base, workdir = env[:5]
     topic = f"bench-{tag}-{uuid.uuid4().hex[:6]}"
     create_topics(bootstrap, {topic: 2})
     worker = start_worker(bootstrap, redis_port, topic, workdir / f"worker-{tag}.log", **settings)
@@ -287,6 +305,7 @@ def main() -> None:
     ap.add_argument("--load-seconds", type=float, default=20.0)
     ap.add_argument("--loads", type=float, nargs="+", default=[0.25, 0.5, 0.75, 1.0])
     ap.add_argument("--rounds", type=int, default=2, help="interleaved throughput rounds")
+    ap.add_argument("--harness-nice", type=int, default=10)
     ap.add_argument("--json", type=Path, default=REPO / "bench/results/pipeline.json")
     args = ap.parse_args()
 
@@ -301,7 +320,13 @@ def main() -> None:
     store = start_redis(workdir / "redis")
     data = serve_directory(Dataset.load("mvsa-single").root.parent)
     r = redis.Redis(port=store.port, decode_responses=True)
-    env = (f"127.0.0.1:{broker.port}", store.port, r, data.url, workdir)
+    # The broker, Redis, the image server and this script stand in for other machines;
+    # they run at lower CPU priority so that the worker gets the cores first, as it
+    # would with them elsewhere (--harness-nice 0 turns this off).
+    harness = {"broker": broker.pid, "redis": store.pid, "bench (image server)": os.getpid()}
+    for pid in harness.values():
+        os.setpriority(os.PRIO_PROCESS, pid, args.harness_nice)
+    env = (f"127.0.0.1:{broker.port}", store.port, r, data.url, workdir, harness)
     try:
         # Interleaved rounds, best kept: this machine's speed wanders by 20% between
         # minutes, and a comparison must not hinge on which run got the quiet minute.
@@ -321,7 +346,7 @@ def main() -> None:
             for name, (posts, batch, settings) in runs.items():
                 rate, stage = throughput(env, posts, f"{name}-{rnd}", batch, **settings)
                 print(f"  round {rnd + 1}: {name} {rate:.1f} posts/s", flush=True)
-                if rate > rates.get(name, 0.0):
+                if name not in rates or rate > rates[name]:
                     rates[name], st[name] = rate, stage
         adaptive, fixed, single = rates["adaptive"], rates["fixed"], rates["single"]
         no_reuse, reuse = rates["repeats-off"], rates["repeats-on"]
@@ -365,6 +390,7 @@ def main() -> None:
         "repeats_reuse_off_posts_per_s": no_reuse,
         "repeats_reuse_on_posts_per_s": reuse,
         "rounds": args.rounds,
+        "harness_nice": args.harness_nice,
         "stages": {"adaptive": st_adaptive, "fixed": st_fixed, "single": st_single},
         "latency": {"adaptive": lat_adaptive, "fixed": lat_fixed},
     }
@@ -399,7 +425,8 @@ def main() -> None:
             f"per batch ({name}, mean {x['mean_batch_size']:.1f} posts): total "
             f"{x['batch']:.3f} s = inference {x['inference']:.3f} + decode "
             f"{x['image_decode']:.3f} + redis {x['redis_write']:.3f} + fetch etc.; "
-            f"one image fetch {x['image_fetch_each']:.3f} s"
+            f"one image fetch {x['image_fetch_each']:.3f} s; cores used while draining: "
+            + ", ".join(f"{k} {v:.2f}" for k, v in x["cores_used"].items())
         )
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(out, indent=1))

@@ -34,7 +34,6 @@ from prometheus_client import start_http_server
 from ingest.record import RecordError, now
 from model import gpu_decode
 from model.classifier import EmotionClassifier
-from model.encoder import PostInput
 from model.gpu_decode import GpuJpegDecoder
 
 from . import metrics as m
@@ -102,9 +101,6 @@ async def build_processor(settings: WorkerSettings, dead_letter) -> BatchProcess
         enc.image_backbone,
         transform=dataclasses.replace(enc.transform, max_pixels=settings.image_max_pixels),
     )
-    # Load both encoders now, not in the first batch.
-    warm = PostInput("warm up", torch.zeros(3, 224, 224, dtype=torch.uint8))
-    await asyncio.to_thread(classifier.classify, [warm])
     fetcher = ImageFetcher(
         AddressGuard.from_strings(settings.image_allow_networks),
         max_bytes=settings.image_max_bytes,
@@ -137,6 +133,7 @@ async def build_processor(settings: WorkerSettings, dead_letter) -> BatchProcess
             else None
         ),
     )
+    await processor.warm_up()  # load both encoders now, not in the first batch
     log.info("emostream ready: model %s on %s", classifier.version, classifier.device)
     return processor
 
