@@ -33,8 +33,15 @@ lint: $(STAMP)
 test: $(STAMP) lint
 	$(BIN)/pytest -q -ra
 
+# Every benchmark in turn (about 45 minutes on 2 cores); each prints a table and writes JSON.
 bench: $(STAMP)
 	$(BIN)/python bench/encoders.py
+	$(BIN)/python bench/model_limit.py
+	$(BIN)/python bench/image_path.py
+	$(BIN)/python bench/cpu_contention.py
+	$(BIN)/python bench/broker_delivery.py
+	$(BIN)/python bench/io_limits.py
+	$(BIN)/python bench/pipeline.py
 
 eval: $(STAMP)
 	$(BIN)/emostream eval
