@@ -9,7 +9,14 @@ Python work for ``duty`` of the time in 2 ms slices: a stand-in for the worker's
 loop (Kafka fetches, HTTP, JSON, Redis). Torch's intra-op threads synchronise at every
 parallel region, so a core taken away for a moment stalls all of them: on a machine with
 as many cores as torch threads, a little other work costs the model much more than its
-own share. Cells are interleaved over ``--rounds`` rounds, best kept. Prints a table and
+own share.
+
+Second table: the same model thread beside a pool of 2 threads that decodes 40
+pictures/s (about the rate the pipeline classifies them), the decoded array turned from
+HWC to CHW either with a torch op (as the worker first did) or with numpy (as it does
+now). Every thread that runs a parallel torch
+op gets an OpenMP team of its own, and those teams spin beside the model's. Cells are
+interleaved over ``--rounds`` rounds, best kept. Prints a table and
 writes JSON (bench/results/cpu_contention.json). Figures, not tests.
 """
 
@@ -59,6 +66,44 @@ class Noise:
             self.thread.join()
 
 
+class DecodeLoop:
+    """A pool of 2 threads decoding 40 pictures/s, CHW made by torch or numpy."""
+
+    def __init__(self, blobs: list[bytes], chw: str) -> None:
+        import io
+
+        import numpy as np
+        from PIL import Image
+
+        from model.preprocessing import ImageTransform
+
+        t = ImageTransform()
+
+        def decode(data: bytes) -> torch.Tensor:
+            img = Image.open(io.BytesIO(data))
+            img.draft("RGB", (t.resize, t.resize))
+            arr = np.asarray(img.convert("RGB").resize((224, 224)), dtype=np.uint8)
+            if chw == "torch":
+                return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
+            return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
+
+        self.running = True
+        self.pool = ThreadPoolExecutor(2, thread_name_prefix="decode")
+
+        def loop() -> None:  # 20 pictures/s per thread: about the pipeline's own rate
+            while self.running:
+                for b in blobs:
+                    t0 = time.perf_counter()
+                    decode(b)
+                    time.sleep(max(0.0, 0.05 - (time.perf_counter() - t0)))
+
+        self.jobs = [self.pool.submit(loop) for _ in range(2)]
+
+    def stop(self) -> None:
+        self.running = False
+        self.pool.shutdown(wait=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -97,6 +142,19 @@ def main() -> None:
                 best[(threads, duty)] = max(best.get((threads, duty), 0.0), r)
                 print(f"round {rnd + 1}: {threads} threads, duty {duty}: {r:.1f}", flush=True)
 
+    raw = [i.image_path.read_bytes() for i in items[:16]]
+    decode_best: dict[str, float] = {}
+    model.submit(torch.set_num_threads, max(args.threads)).result()
+    for rnd in range(args.rounds):
+        for chw in ("torch", "numpy"):
+            loop = DecodeLoop(raw, chw)
+            try:
+                r = model.submit(rate).result()
+            finally:
+                loop.stop()
+            decode_best[chw] = max(decode_best.get(chw, 0.0), r)
+            print(f"round {rnd + 1}: beside decoding with {chw} CHW: {r:.1f}", flush=True)
+
     info = machine("cpu")
     print(
         f"\nmodel alone (both modalities, batch 32) on {info['cpu_model']} ({info['cores']} "
@@ -106,9 +164,16 @@ def main() -> None:
     print("|---|" + "---|" * len(args.duties))
     for t in args.threads:
         print(f"| {t} | " + " | ".join(f"{best[(t, d)]:.1f}" for d in args.duties) + " |")
+    print(f"\nthe same model ({max(args.threads)} torch threads) beside a 2-thread decode pool")
+    print("| decode pool makes CHW with | posts/s |")
+    print("|---|---|")
+    for chw, v in decode_best.items():
+        print(f"| {chw} | {v:.1f} |")
     rows = [{"threads": t, "duty": d, "posts_per_s": v} for (t, d), v in best.items()]
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"machine": info, "rows": rows}, indent=1))
+    args.json.write_text(
+        json.dumps({"machine": info, "rows": rows, "beside_decoding": decode_best}, indent=1)
+    )
     print(f"wrote {args.json}")
 
 
