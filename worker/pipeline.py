@@ -158,7 +158,14 @@ class BatchProcessor:
     async def _images(self, posts: list[Post]) -> Prepared:
         """Fetch and decode each post's picture, unless its feature can be reused."""
         n = len(posts)
-        prepared = Prepared(posts, [None] * n, ["absent"] * n, 0, 0.0, {}, [None] * n)
+        prepared = Prepared(
+            posts=posts,
+            pictures=[None] * n,
+            status=["absent"] * n,
+            dead_lettered=0,
+            started=0.0,
+            image_keys=[None] * n,
+        )
         # 1. a URL encoded recently: no fetch at all
         urls: list[str | None] = []
         for i, post in enumerate(posts):
@@ -312,7 +319,9 @@ class BatchProcessor:
         t0 = time.perf_counter()
         posts, received = await self._decode_messages(messages)
         if not posts:
-            return Prepared([], [], [], len(messages), t0)
+            return Prepared(
+                posts=[], pictures=[], status=[], dead_lettered=len(messages), started=t0
+            )
         m.BATCH_SIZE.observe(len(posts))
         prepared = await self._images(posts)
         prepared.dead_lettered = len(messages) - len(posts)
