@@ -59,6 +59,7 @@ from model.encoder import PostInput  # noqa: E402
 from worker.local_services import (  # noqa: E402
     create_topics,
     free_port,
+    local_worker_env,
     serve_directory,
     start_redis,
     start_tansu,
@@ -76,23 +77,21 @@ def model_alone(items, batch: int) -> float:
 
 
 def start_worker(bootstrap, redis_port, topic, log, **settings):
-    env = {
-        **os.environ,
-        "EMOSTREAM_KAFKA_BOOTSTRAP": bootstrap,
-        "EMOSTREAM_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
-        "EMOSTREAM_TOPIC_POSTS": topic,
-        "EMOSTREAM_CONSUMER_GROUP": f"bench-{uuid.uuid4().hex[:6]}",
-        "EMOSTREAM_IMAGE_ALLOW_NETWORKS": "127.0.0.0/8",
-        "EMOSTREAM_BROKER_SESSION_TIMEOUT_S": "3",  # Tansu's slow first join (KAFKA-TESTS.md)
-        "EMOSTREAM_BROKER_HEARTBEAT_INTERVAL_S": "0.5",
-        "EMOSTREAM_WORKER_METRICS_PORT": str(free_port()),
-        "EMOSTREAM_DEVICE": "cpu",
-        "EMOSTREAM_FEATURE_REUSE_SIZE": "0",
-    }
-    env.update({f"EMOSTREAM_{k.upper()}": str(v) for k, v in settings.items()})
+    env = local_worker_env(
+        bootstrap,
+        redis_port,
+        free_port(),
+        **{
+            "topic_posts": topic,
+            "consumer_group": f"bench-{uuid.uuid4().hex[:6]}",
+            "device": "cpu",
+            "feature_reuse_size": 0,
+            **settings,
+        },
+    )
     proc = subprocess.Popen(
         [sys.executable, "-m", "worker.cli", "worker"],
-        env=env,
+        env={**os.environ, **env},
         stdout=open(log, "wb"),
         stderr=subprocess.STDOUT,
         cwd=REPO,

@@ -99,22 +99,13 @@ def worker_process(tmp_path):
     import sys
     from pathlib import Path
 
-    from worker.local_services import free_port
+    from worker.local_services import free_port, local_worker_env
 
     started = []
 
     def start(broker: str, redis_port: int, **settings):
         port = free_port()
-        env = {
-            "EMOSTREAM_KAFKA_BOOTSTRAP": broker,
-            "EMOSTREAM_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
-            "EMOSTREAM_IMAGE_ALLOW_NETWORKS": "127.0.0.0/8",
-            "EMOSTREAM_BROKER_SESSION_TIMEOUT_S": "3",
-            "EMOSTREAM_BROKER_HEARTBEAT_INTERVAL_S": "0.5",
-            "EMOSTREAM_WORKER_METRICS_PORT": str(port),
-            "EMOSTREAM_DEVICE": "cpu",
-        }
-        env.update({f"EMOSTREAM_{k.upper()}": str(v) for k, v in settings.items()})
+        env = local_worker_env(broker, redis_port, port, **{"device": "cpu", **settings})
         log = tmp_path / f"worker-{len(started)}.log"
         proc = subprocess.Popen(
             [sys.executable, "-m", "worker.cli", "worker"],

@@ -26,7 +26,14 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .local_services import create_topics, free_port, serve_directory, start_redis, start_tansu
+from .local_services import (
+    create_topics,
+    free_port,
+    local_worker_env,
+    serve_directory,
+    start_redis,
+    start_tansu,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "model" / "sample"
@@ -66,18 +73,15 @@ def run_demo(keep: bool = False, metrics_port: int = 9101) -> int:
     worker = None
     bootstrap = f"127.0.0.1:{broker.port}"
     port = metrics_port or free_port()
-    env = {
-        "EMOSTREAM_KAFKA_BOOTSTRAP": bootstrap,
-        "EMOSTREAM_REDIS_URL": f"redis://127.0.0.1:{store.port}/0",
-        "EMOSTREAM_IMAGE_ALLOW_NETWORKS": "127.0.0.0/8",  # the sample images are served locally
-        "EMOSTREAM_CONSUMER_GROUP": f"emostream-demo-{uuid.uuid4().hex[:6]}",
-        "EMOSTREAM_BROKER_SESSION_TIMEOUT_S": "3",
-        "EMOSTREAM_BROKER_HEARTBEAT_INTERVAL_S": "0.5",
-        "EMOSTREAM_MAX_BATCH": "8",
-        "EMOSTREAM_WORKER_METRICS_PORT": str(port),
-        "EMOSTREAM_INGEST_METRICS_PORT": "0",
-        "EMOSTREAM_TOPIC_PARTITIONS": "2",
-    }
+    env = local_worker_env(  # the sample images are served on loopback
+        bootstrap,
+        store.port,
+        port,
+        consumer_group=f"emostream-demo-{uuid.uuid4().hex[:6]}",
+        max_batch=8,
+        ingest_metrics_port=0,
+        topic_partitions=2,
+    )
     try:
         wsettings = WorkerSettings(env=env)
         create_topics(bootstrap, {wsettings.topic_posts: 2, wsettings.topic_dead_letter: 1})

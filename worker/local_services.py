@@ -28,6 +28,26 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def local_worker_env(
+    bootstrap: str, redis_port: int, metrics_port: int, **settings
+) -> dict[str, str]:
+    """EMOSTREAM_* settings of a worker run against the local broker, Redis and image server
+    (the demo, the tests, the benchmarks): loopback images allowed, and a 3 s group session
+    with 0.5 s heartbeats, because Tansu holds a first join for half the session
+    (../shared/KAFKA-TESTS.md). ``settings`` add or override (``max_batch=8`` sets
+    ``EMOSTREAM_MAX_BATCH``). Production keeps its own defaults."""
+    env = {
+        "EMOSTREAM_KAFKA_BOOTSTRAP": bootstrap,
+        "EMOSTREAM_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+        "EMOSTREAM_IMAGE_ALLOW_NETWORKS": "127.0.0.0/8",
+        "EMOSTREAM_BROKER_SESSION_TIMEOUT_S": "3",
+        "EMOSTREAM_BROKER_HEARTBEAT_INTERVAL_S": "0.5",
+        "EMOSTREAM_WORKER_METRICS_PORT": str(metrics_port),
+    }
+    env.update({f"EMOSTREAM_{k.upper()}": str(v) for k, v in settings.items()})
+    return env
+
+
 def wait_for_port(port: int, timeout_s: float = 20.0, proc: subprocess.Popen | None = None):
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
