@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -27,18 +26,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.machine import machine  # noqa: E402
+from bench.timing import rate  # noqa: E402
 from model.datasets import Dataset  # noqa: E402
 from model.encoder import Encoder  # noqa: E402
-
-
-def rate(fn, items_per_call: int, seconds: float) -> float:
-    """Items per second of ``fn`` after one warm-up call."""
-    fn()
-    n, t0 = 0, time.perf_counter()
-    while (elapsed := time.perf_counter() - t0) < seconds or n < 2 * items_per_call:
-        fn()
-        n += items_per_call
-    return n / elapsed if elapsed else float("nan")
 
 
 def main() -> None:

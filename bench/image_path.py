@@ -25,7 +25,6 @@ import io
 import json
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
@@ -35,6 +34,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.machine import machine  # noqa: E402
+from bench.timing import rate  # noqa: E402
 from model import gpu_decode  # noqa: E402
 from model.datasets import Dataset  # noqa: E402
 from model.preprocessing import ImageTransform  # noqa: E402
@@ -56,15 +56,6 @@ def pictures(n: int, size) -> list[bytes]:
         img.save(buf, "JPEG", quality=90)
         out.append(buf.getvalue())
     return out
-
-
-def per_s(fn, items: int, seconds: float) -> float:
-    fn()
-    n, t0 = 0, time.perf_counter()
-    while (elapsed := time.perf_counter() - t0) < seconds or n < 2 * items:
-        fn()
-        n += items
-    return n / elapsed
 
 
 def main() -> None:
@@ -102,11 +93,11 @@ def main() -> None:
                 row = {
                     "pictures": label,
                     "mean_kb": sum(map(len, blobs)) / len(blobs) / 1024,
-                    "fetch_per_s": per_s(fetch, len(names), args.seconds),
-                    "pillow_draft_per_s": per_s(
+                    "fetch_per_s": rate(fetch, len(names), args.seconds),
+                    "pillow_draft_per_s": rate(
                         lambda b=blobs: [draft.decode(x) for x in b], len(blobs), args.seconds
                     ),
-                    "pillow_full_per_s": per_s(
+                    "pillow_full_per_s": rate(
                         lambda b=blobs: [full.decode(x) for x in b], len(blobs), args.seconds
                     ),
                     "gpu_nvjpeg_per_s": None,
@@ -117,7 +108,7 @@ def main() -> None:
                         gpu.decode_many(b)
                         torch.cuda.synchronize()
 
-                    row["gpu_nvjpeg_per_s"] = per_s(on_gpu, len(blobs), args.seconds)
+                    row["gpu_nvjpeg_per_s"] = rate(on_gpu, len(blobs), args.seconds)
                 rows.append(row)
                 print(row, flush=True)
         finally:

@@ -17,10 +17,10 @@ writes JSON (bench/results/model_limit[-<device>].json). Figures, not tests.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -31,6 +31,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.machine import machine  # noqa: E402
+from bench.timing import rate  # noqa: E402
 from model.classifier import EmotionClassifier  # noqa: E402
 from model.datasets import Dataset  # noqa: E402
 from model.encoder import PostInput  # noqa: E402
@@ -48,19 +49,12 @@ def flops_per_post(clf: EmotionClassifier, posts: list[PostInput]) -> float:
 
 
 def posts_per_s(clf, posts, batch: int, seconds: float) -> float:
+    """Posts/s classifying ``posts`` in batches of ``batch``, round and round."""
+    chunks = itertools.cycle(
+        [posts[s : s + batch] for s in range(0, len(posts) - batch + 1, batch)]
+    )
     sync = torch.cuda.synchronize if clf.device.type == "cuda" else (lambda: None)
-    clf.classify(posts[:batch])  # warm-up
-    sync()
-    n, start, t0 = 0, 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds or n < 2 * batch:
-        chunk = posts[start : start + batch]
-        if len(chunk) < batch:
-            start, chunk = 0, posts[:batch]
-        clf.classify(chunk)
-        start += batch
-        n += batch
-    sync()
-    return n / (time.perf_counter() - t0)
+    return rate(lambda: clf.classify(next(chunks)), batch, seconds, sync)
 
 
 def main() -> None:
