@@ -140,15 +140,15 @@ def make_posts(items, base_url, tag):
     ]
 
 
-def results(r, tag, received=False):
-    """(ingested_at, written_at) of each post of ``tag``, or with ``received``
-    (ingested_at, received_at, written_at)."""
+RESULT_TIMES = ("ingested_at", "received_at", "written_at")
+
+
+def results(r, tag):
+    """(ingested_at, received_at, written_at) of each post of ``tag``."""
     out = []
-    fields = ("ingested_at", "received_at", "written_at") if received else None
     for k in r.scan_iter(f"emo:post:bench:{tag}:*", count=1000):
         h = r.hgetall(k)
-        names = fields or ("ingested_at", "written_at")
-        out.append(tuple(datetime.fromisoformat(h[f]) for f in names))
+        out.append(tuple(datetime.fromisoformat(h[f]) for f in RESULT_TIMES))
     return out
 
 
@@ -207,7 +207,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 def sustained_rate(got, batch):
-    stamps = sorted(w for _, w in got)
+    stamps = sorted(w for *_, w in got)
     span = (stamps[-1] - stamps[0]).total_seconds()
     return (len(stamps) - batch) / span if span > 0 else float("nan")
 
@@ -264,7 +264,7 @@ def latency(env, items, tag, capacity, loads, seconds, **settings):
             produce(bootstrap, topic, posts, rate=rate)
             drain(r, start + n, worker)
             elapsed = time.monotonic() - t0
-            got = results(r, key, received=True)
+            got = results(r, key)
             lat = np.array([(w - i).total_seconds() for i, _, w in got])
             own = np.array([(w - c).total_seconds() for _, c, w in got])
             st = stages(snap, histograms(worker.metrics_port))

@@ -68,7 +68,7 @@ class ImageTransform:
             raise ImageDecodeError("undecodable", f"{type(exc).__name__}: {exc}") from exc
         # HWC -> CHW with numpy, not torch: decoding runs in a pool of threads, and a torch
         # op there (a parallel copy) would start an OpenMP team per thread, whose spinning
-        # slows the model thread by a quarter on 2 cores (see DEVELOPERS.md, Performance).
+        # slows the model thread by a fifth on 2 cores (bench/cpu_contention.py).
         chw = np.ascontiguousarray(np.asarray(img, dtype=np.uint8).transpose(2, 0, 1))
         return torch.from_numpy(chw)
 

@@ -34,7 +34,6 @@ from prometheus_client import start_http_server
 from ingest.record import RecordError, now
 from model import gpu_decode
 from model.classifier import EmotionClassifier
-from model.gpu_decode import GpuJpegDecoder
 
 from . import metrics as m
 from .address_guard import AddressGuard
@@ -128,7 +127,7 @@ async def build_processor(settings: WorkerSettings, dead_letter) -> BatchProcess
         redis_retry_max_s=settings.redis_retry_max_s,
         reuse=FeatureReuse(settings.feature_reuse_size, settings.feature_reuse_ttl_s),
         gpu_decoder=(
-            GpuJpegDecoder(enc.transform, enc.device)
+            gpu_decode.GpuJpegDecoder(enc.transform, enc.device)
             if settings.gpu_decode and gpu_decode.available(enc.device)
             else None
         ),
@@ -244,12 +243,11 @@ def create_app(settings: WorkerSettings) -> faust.App:
         finishing = asyncio.ensure_future(finisher())
         finishing.add_done_callback(crash_if_failed)
         try:
+            taken = state.setdefault("taken", {})  # last offset taken, per partition
             async for events in batches:
                 for e in events:
-                    taken = state.setdefault("taken", {})
-                    taken[e.message.partition] = max(
-                        e.message.offset, taken.get(e.message.partition, -1)
-                    )
+                    p, offset = e.message.partition, e.message.offset
+                    taken[p] = max(offset, taken.get(p, -1))
                 messages = [
                     Message(
                         e.message.key,

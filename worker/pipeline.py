@@ -113,7 +113,7 @@ class BatchProcessor:
 
         All torch work runs in that one thread: each thread that runs a parallel torch op
         on CPU gets an OpenMP team of its own, and idle teams spinning beside the busy one
-        cost the model about a quarter of its speed on 2 cores."""
+        cost the model about a fifth of its speed on 2 cores (bench/cpu_contention.py)."""
         warm = PostInput("warm up", torch.zeros(3, 224, 224, dtype=torch.uint8))
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._model_pool, self.classifier.classify, [warm])
