@@ -38,9 +38,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.machine import machine  # noqa: E402
-from model.classifier import EmotionClassifier  # noqa: E402
-from model.datasets import Dataset  # noqa: E402
-from model.encoder import PostInput  # noqa: E402
+from emostream.model.classifier import EmotionClassifier  # noqa: E402
+from emostream.model.datasets import Dataset  # noqa: E402
+from emostream.model.encoder import PostInput  # noqa: E402
 
 
 class Noise:
@@ -75,7 +75,7 @@ class DecodeLoop:
         import numpy as np
         from PIL import Image
 
-        from model.preprocessing import ImageTransform
+        from emostream.model.preprocessing import ImageTransform
 
         t = ImageTransform()
 

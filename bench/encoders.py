@@ -27,8 +27,8 @@ sys.path.insert(0, str(REPO))
 
 from bench.machine import machine  # noqa: E402
 from bench.timing import rate  # noqa: E402
-from model.datasets import Dataset  # noqa: E402
-from model.encoder import Encoder  # noqa: E402
+from emostream.model.datasets import Dataset  # noqa: E402
+from emostream.model.encoder import Encoder  # noqa: E402
 
 
 def main() -> None:

@@ -23,11 +23,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from ingest.producer import PostProducer  # noqa: E402
-from ingest.record import make_post, now  # noqa: E402
-from ingest.settings import Settings  # noqa: E402
-from worker.local_services import create_topics, start_redis, start_tansu  # noqa: E402
-from worker.store import Result, ResultStore  # noqa: E402
+from emostream.ingest.producer import PostProducer  # noqa: E402
+from emostream.ingest.record import make_post, now  # noqa: E402
+from emostream.ingest.settings import Settings  # noqa: E402
+from emostream.worker.local_services import create_topics, start_redis, start_tansu  # noqa: E402
+from emostream.worker.store import Result, ResultStore  # noqa: E402
 
 
 def producer_rate(n: int) -> float:

@@ -32,9 +32,9 @@ sys.path.insert(0, str(REPO))
 
 from bench.machine import machine  # noqa: E402
 from bench.timing import rate  # noqa: E402
-from model.classifier import EmotionClassifier  # noqa: E402
-from model.datasets import Dataset  # noqa: E402
-from model.encoder import PostInput  # noqa: E402
+from emostream.model.classifier import EmotionClassifier  # noqa: E402
+from emostream.model.datasets import Dataset  # noqa: E402
+from emostream.model.encoder import PostInput  # noqa: E402
 
 # Dense fp16/bf16 tensor-core peaks from the vendors' data sheets (TFLOP/s, no sparsity).
 KNOWN_PEAKS = {"H100": 989.4, "H200": 989.4, "A100": 312.0, "L4": 121.0, "A10": 125.0}

@@ -50,13 +50,13 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.machine import machine  # noqa: E402
-from ingest.producer import PostProducer  # noqa: E402
-from ingest.record import make_post, now  # noqa: E402
-from ingest.settings import Settings  # noqa: E402
-from model.classifier import EmotionClassifier  # noqa: E402
-from model.datasets import Dataset  # noqa: E402
-from model.encoder import PostInput  # noqa: E402
-from worker.local_services import (  # noqa: E402
+from emostream.ingest.producer import PostProducer  # noqa: E402
+from emostream.ingest.record import make_post, now  # noqa: E402
+from emostream.ingest.settings import Settings  # noqa: E402
+from emostream.model.classifier import EmotionClassifier  # noqa: E402
+from emostream.model.datasets import Dataset  # noqa: E402
+from emostream.model.encoder import PostInput  # noqa: E402
+from emostream.worker.local_services import (  # noqa: E402
     create_topics,
     free_port,
     local_worker_env,
@@ -90,7 +90,7 @@ def start_worker(bootstrap, redis_port, topic, log, **settings):
         },
     )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "worker.cli", "worker"],
+        [sys.executable, "-m", "emostream.worker.cli", "worker"],
         env={**os.environ, **env},
         stdout=open(log, "wb"),
         stderr=subprocess.STDOUT,

@@ -22,10 +22,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from model.datasets import default_data_dir  # noqa: E402
-from worker.local_services import serve_directory, start_redis  # noqa: E402
-from worker.replay import run_replay  # noqa: E402
-from worker.settings import WorkerSettings  # noqa: E402
+from emostream.model.datasets import default_data_dir  # noqa: E402
+from emostream.worker.local_services import serve_directory, start_redis  # noqa: E402
+from emostream.worker.replay import run_replay  # noqa: E402
+from emostream.worker.settings import WorkerSettings  # noqa: E402
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from hypothesis import settings as hypothesis_settings  # noqa: E402
 
-from model.datasets import default_data_dir  # noqa: E402
+from emostream.model.datasets import default_data_dir  # noqa: E402
 
 # CI runs the same examples every time (a failure is then a regression, not a dice roll);
 # HYPOTHESIS_PROFILE=explore searches afresh.
@@ -31,7 +31,7 @@ def data_dir():
 
 @pytest.fixture(scope="session")
 def encoder():
-    from model.encoder import Encoder
+    from emostream.model.encoder import Encoder
 
     return Encoder(device="cpu")
 
@@ -39,7 +39,7 @@ def encoder():
 @pytest.fixture(scope="session")
 def feature_cache(encoder, tmp_path_factory):
     """A cache of its own, so tests really encode (nothing stale from a developer's run)."""
-    from model.feature_cache import FeatureCache
+    from emostream.model.feature_cache import FeatureCache
 
     return FeatureCache(encoder, tmp_path_factory.mktemp("features"))
 
@@ -63,7 +63,7 @@ def make_batch():
 @pytest.fixture(scope="session")
 def broker():
     """A Tansu broker (Kafka protocol, in memory) for the whole session."""
-    from worker.local_services import start_tansu
+    from emostream.worker.local_services import start_tansu
 
     svc = start_tansu()
     yield f"127.0.0.1:{svc.port}"
@@ -73,7 +73,7 @@ def broker():
 @pytest.fixture
 def redis_server(tmp_path):
     """A fresh redis-server of this test's own; yields (port, Service)."""
-    from worker.local_services import start_redis
+    from emostream.worker.local_services import start_redis
 
     svc = start_redis(tmp_path / "redis")
     yield svc
@@ -99,7 +99,7 @@ def worker_process(tmp_path):
     import sys
     from pathlib import Path
 
-    from worker.local_services import free_port, local_worker_env
+    from emostream.worker.local_services import free_port, local_worker_env
 
     started = []
 
@@ -108,7 +108,7 @@ def worker_process(tmp_path):
         env = local_worker_env(broker, redis_port, port, **{"device": "cpu", **settings})
         log = tmp_path / f"worker-{len(started)}.log"
         proc = subprocess.Popen(
-            [sys.executable, "-m", "worker.cli", "worker"],
+            [sys.executable, "-m", "emostream.worker.cli", "worker"],
             env={**os.environ, **env},
             stdout=open(log, "wb"),  # noqa: SIM115
             stderr=subprocess.STDOUT,

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import redis
 
-from ingest.producer import PostProducer
-from ingest.record import Post, make_post, now
-from ingest.settings import Settings
-from model.datasets import Dataset
+from emostream.ingest.producer import PostProducer
+from emostream.ingest.record import Post, make_post, now
+from emostream.ingest.settings import Settings
+from emostream.model.datasets import Dataset
 
 
 def metrics(port: int) -> dict[str, float]:

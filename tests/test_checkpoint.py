@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from model.checkpoint import load_checkpoint, save_checkpoint
-from model.fusion import KINDS, FusionConfig, build
+from emostream.model.checkpoint import load_checkpoint, save_checkpoint
+from emostream.model.fusion import KINDS, FusionConfig, build
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from model.classifier import EmotionClassifier
-from model.encoder import PostInput
-from model.labels import EMOTIONS, SENTIMENTS
+from emostream.model.classifier import EmotionClassifier
+from emostream.model.encoder import PostInput
+from emostream.model.labels import EMOTIONS, SENTIMENTS
 
 SAMPLE = Path(__file__).resolve().parent.parent / "model" / "sample"
 

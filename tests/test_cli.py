@@ -10,7 +10,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def run(*args):
     return subprocess.run(
-        [sys.executable, "-m", "model.cli", *args],
+        [sys.executable, "-m", "emostream.model.cli", *args],
         cwd=REPO,
         capture_output=True,
         text=True,

@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from worker.local_services import free_port, wait_for_port
-from worker.store import Result, ResultStore
+from emostream.worker.local_services import free_port, wait_for_port
+from emostream.worker.store import Result, ResultStore
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -62,7 +62,7 @@ def api(redis_server):
         "EMOSTREAM_API_HOST": "127.0.0.1",
     }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "worker.cli", "api"],
+        [sys.executable, "-m", "emostream.worker.cli", "api"],
         env=env,
         cwd=REPO,
         stdout=subprocess.DEVNULL,

@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from model.datasets import DATASETS, SPLITS, Dataset
-from model.labels import EMOTIONS, SENTIMENTS, emotion_of, sentiment_of
-from model.targets import emotion_target, sentiment_target
+from emostream.model.datasets import DATASETS, SPLITS, Dataset
+from emostream.model.labels import EMOTIONS, SENTIMENTS, emotion_of, sentiment_of
+from emostream.model.targets import emotion_target, sentiment_target
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def test_demo_classifies_every_sample_post_through_the_real_pipeline():
     out = subprocess.run(
-        [sys.executable, "-m", "worker.cli", "demo", "--metrics-port", "0"],
+        [sys.executable, "-m", "emostream.worker.cli", "demo", "--metrics-port", "0"],
         cwd=REPO,
         capture_output=True,
         text=True,

@@ -20,7 +20,7 @@ import redis
 import yaml
 from helpers import produce, text_posts, wait_for
 
-from worker.local_services import create_topics, free_port
+from emostream.worker.local_services import create_topics, free_port
 
 REPO = Path(__file__).resolve().parent.parent
 MON = REPO / "monitoring"
@@ -131,8 +131,8 @@ def exported_metric_names() -> set[str]:
     """Every sample name our code exports (counters' _total, histograms' _bucket, ...)."""
     from prometheus_client import REGISTRY
 
-    import ingest.metrics  # noqa: F401
-    import worker.metrics  # noqa: F401
+    import emostream.ingest.metrics  # noqa: F401
+    import emostream.worker.metrics  # noqa: F401
 
     names = set()
     for family in REGISTRY.collect():

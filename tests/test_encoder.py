@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from model.encoder import IMAGE, TEXT, EmptyPostError, PostInput
+from emostream.model.encoder import IMAGE, TEXT, EmptyPostError, PostInput
 
 SAMPLE = Path(__file__).resolve().parent.parent / "model" / "sample" / "images"
 

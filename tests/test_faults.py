@@ -17,10 +17,10 @@ from pathlib import Path
 import redis
 from helpers import metric, produce, text_posts, wait_for, written
 
-from ingest.producer import PostProducer
-from ingest.record import make_post, now
-from ingest.settings import Settings
-from worker.local_services import create_topics, start_redis, start_tansu
+from emostream.ingest.producer import PostProducer
+from emostream.ingest.record import make_post, now
+from emostream.ingest.settings import Settings
+from emostream.worker.local_services import create_topics, start_redis, start_tansu
 
 JPEG = (Path(__file__).resolve().parent.parent / "model/sample/images/flower.jpg").read_bytes()
 

@@ -8,10 +8,10 @@ import shutil
 import pytest
 import torch
 
-from ingest.record import encode, make_post, now
-from model.datasets import Dataset
-from model.encoder import PostInput
-from worker.feature_reuse import FeatureReuse, digest
+from emostream.ingest.record import encode, make_post, now
+from emostream.model.datasets import Dataset
+from emostream.model.encoder import PostInput
+from emostream.worker.feature_reuse import FeatureReuse, digest
 
 
 # -- the window ---------------------------------------------------------------------------------
@@ -58,7 +58,7 @@ def test_size_zero_turns_it_off():
 # -- the batch processor ------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def classifier():
-    from model.classifier import EmotionClassifier
+    from emostream.model.classifier import EmotionClassifier
 
     return EmotionClassifier(device="cpu")
 
@@ -67,10 +67,10 @@ def classifier():
 def processor(classifier, redis_server, tmp_path):
     """Factory: a BatchProcessor with the served model, a real fetcher (loopback allowed),
     a real Redis store on this test's redis-server and a list as dead-letter sink."""
-    from worker.address_guard import AddressGuard
-    from worker.image_fetch import ImageFetcher
-    from worker.pipeline import BatchProcessor
-    from worker.store import ResultStore
+    from emostream.worker.address_guard import AddressGuard
+    from emostream.worker.image_fetch import ImageFetcher
+    from emostream.worker.pipeline import BatchProcessor
+    from emostream.worker.store import ResultStore
 
     made = []
 
@@ -108,8 +108,8 @@ def fetches() -> float:
 
 
 def test_repeats_are_encoded_once_and_predict_the_same(processor, classifier, data_dir, tmp_path):
-    from worker.local_services import serve_directory
-    from worker.pipeline import Message
+    from emostream.worker.local_services import serve_directory
+    from emostream.worker.pipeline import Message
 
     items = Dataset.load("mvsa-single", data_dir).split("test")[:2]
     pics = tmp_path / "pics"
@@ -175,7 +175,7 @@ def test_repeats_are_encoded_once_and_predict_the_same(processor, classifier, da
 
 
 def test_off_encodes_everything(processor, data_dir):
-    from worker.pipeline import Message
+    from emostream.worker.pipeline import Message
 
     texts = [i.text for i in Dataset.load("goemotions", data_dir).split("test")[:2]]
     msgs = [

@@ -7,8 +7,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from ingest.settings import Settings
-from ingest.sources.flickr import FlickrError, FlickrSource
+from emostream.ingest.settings import Settings
+from emostream.ingest.sources.flickr import FlickrError, FlickrSource
 
 
 def photo(i, uploaded):
@@ -121,7 +121,7 @@ def test_next_poll_returns_only_new_photos(flickr_api):
 
 
 def test_server_errors_and_rate_limits_are_retried(flickr_api, monkeypatch):
-    monkeypatch.setattr("ingest.sources.flickr.time.sleep", lambda s: None)
+    monkeypatch.setattr("emostream.ingest.sources.flickr.time.sleep", lambda s: None)
     Flickr.fail_next = [503, 429]
     assert len(list(source(flickr_api).new_photos())) == 7
 
@@ -133,7 +133,7 @@ def test_api_errors_raise(flickr_api):
 
 def test_calls_are_spaced_by_the_hourly_cap(flickr_api, monkeypatch):
     sleeps = []
-    monkeypatch.setattr("ingest.sources.flickr.time.sleep", sleeps.append)
+    monkeypatch.setattr("emostream.ingest.sources.flickr.time.sleep", sleeps.append)
     s = Settings(
         env={},
         flickr_api_key="key",

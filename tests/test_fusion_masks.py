@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from model.fusion import KINDS, FusionConfig, build
+from emostream.model.fusion import KINDS, FusionConfig, build
 
 HEADS = {"emotion": 6, "sentiment": 3}
 

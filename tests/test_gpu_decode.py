@@ -9,15 +9,15 @@ import pytest
 import torch
 from PIL import Image
 
-from model import gpu_decode
-from model.gpu_decode import GpuJpegDecoder, resize_crop
-from model.preprocessing import ImageDecodeError, ImageTransform
+from emostream.model import gpu_decode
+from emostream.model.gpu_decode import GpuJpegDecoder, resize_crop
+from emostream.model.preprocessing import ImageDecodeError, ImageTransform
 
 
 @pytest.fixture(scope="module")
 def photo(data_dir) -> bytes:
     """A real picture, enlarged to 900x600 so that resizing has work to do."""
-    from model.datasets import Dataset
+    from emostream.model.datasets import Dataset
 
     item = Dataset.load("mvsa-single", data_dir).split("test")[0]
     img = Image.open(item.image_path).convert("RGB").resize((900, 600), Image.Resampling.BICUBIC)

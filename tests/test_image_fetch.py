@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from worker.address_guard import AddressGuard, FetchRefused
-from worker.image_fetch import ImageFetcher
+from emostream.worker.address_guard import AddressGuard, FetchRefused
+from emostream.worker.image_fetch import ImageFetcher
 
 JPEG = (Path(__file__).resolve().parent.parent / "model/sample/images/flower.jpg").read_bytes()
 

@@ -3,7 +3,7 @@
 import torch
 import torch.nn.functional as F
 
-from model.losses import common_space_loss, soft_cross_entropy
+from emostream.model.losses import common_space_loss, soft_cross_entropy
 
 
 def test_zero_when_each_image_sits_on_its_own_text():

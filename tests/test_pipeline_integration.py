@@ -18,12 +18,12 @@ import torch
 from helpers import dead_letters, metric, metrics, wait_for
 from kafka import KafkaProducer
 
-from model.classifier import EmotionClassifier
-from model.datasets import Dataset
-from model.encoder import PostInput
-from model.labels import EMOTIONS
-from model.weights import Weights
-from worker.local_services import create_topics, serve_directory
+from emostream.model.classifier import EmotionClassifier
+from emostream.model.datasets import Dataset
+from emostream.model.encoder import PostInput
+from emostream.model.labels import EMOTIONS
+from emostream.model.weights import Weights
+from emostream.worker.local_services import create_topics, serve_directory
 
 REPO = Path(__file__).resolve().parent.parent
 RUN = "itest"
@@ -102,7 +102,7 @@ def test_every_post_has_exactly_one_correct_result(
         [
             sys.executable,
             "-m",
-            "worker.cli",
+            "emostream.worker.cli",
             "ingest",
             "replay",
             str(src),

@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from model.preprocessing import ImageDecodeError, ImageTransform
+from emostream.model.preprocessing import ImageDecodeError, ImageTransform
 
 T = ImageTransform()
 

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingest.record import RecordError, decode, encode, make_post
+from emostream.ingest.record import RecordError, decode, encode, make_post
 
 GOOD = {
     "v": 1,

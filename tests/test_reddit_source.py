@@ -7,8 +7,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from ingest.settings import Settings
-from ingest.sources.reddit import RedditSource, image_url_of
+from emostream.ingest.settings import Settings
+from emostream.ingest.sources.reddit import RedditSource, image_url_of
 
 SUBMISSIONS = [
     {"id": "a1", "title": "My cat is happy", "selftext": "", "url": "https://i.redd.it/x1.jpg"},

@@ -6,9 +6,9 @@ import threading
 import redis
 from helpers import produce, text_posts, wait_for, written
 
-from worker.local_services import create_topics
-from worker.replay import run_replay
-from worker.settings import WorkerSettings
+from emostream.worker.local_services import create_topics
+from emostream.worker.replay import run_replay
+from emostream.worker.settings import WorkerSettings
 
 
 def settings_for(port: int, broker: str = "127.0.0.1:1", **kw) -> WorkerSettings:

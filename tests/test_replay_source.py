@@ -7,8 +7,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ingest.record import Post, RecordError
-from ingest.sources.replay import Pacer, count_rows, files_of, replay
+from emostream.ingest.record import Post, RecordError
+from emostream.ingest.sources.replay import Pacer, count_rows, files_of, replay
 
 
 def test_research_posts_csv_becomes_posts(data_dir):

@@ -9,10 +9,10 @@ import pytest
 import redis
 from helpers import produce, text_posts, wait_for
 
-from ingest.settings import SettingError, Settings
-from worker.app import broker_credentials
-from worker.local_services import create_topics, start_redis
-from worker.settings import WorkerSettings
+from emostream.ingest.settings import SettingError, Settings
+from emostream.worker.app import broker_credentials
+from emostream.worker.local_services import create_topics, start_redis
+from emostream.worker.settings import WorkerSettings
 
 SECRETS = {
     "redis_password": "redis-PW-d41d8cd9",
@@ -98,7 +98,7 @@ def test_kafka_security_settings_map_to_both_clients():
 
 def test_ingest_cli_never_prints_secrets(tmp_path):
     out = subprocess.run(
-        [sys.executable, "-m", "worker.cli", "settings"],
+        [sys.executable, "-m", "emostream.worker.cli", "settings"],
         capture_output=True,
         text=True,
         timeout=60,

@@ -2,10 +2,10 @@
 
 import pytest
 
-from model.checkpoint import load_checkpoint
-from model.datasets import DATASETS, Dataset
-from model.served import TASKS, evaluate_dataset
-from model.weights import Weights, file_version
+from emostream.model.checkpoint import load_checkpoint
+from emostream.model.datasets import DATASETS, Dataset
+from emostream.model.served import TASKS, evaluate_dataset
+from emostream.model.weights import Weights, file_version
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,8 @@
 
 import pytest
 
-from ingest.settings import SettingError, Settings
-from worker.settings import WorkerSettings
+from emostream.ingest.settings import SettingError, Settings
+from emostream.worker.settings import WorkerSettings
 
 
 def test_defaults_and_env_parsing():

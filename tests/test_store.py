@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import redis
 
-from worker.store import Keys, Result, ResultStore
+from emostream.worker.store import Keys, Result, ResultStore
 
 
 def result(i: int, version="v1", label="joy", run_id=None, **kw) -> Result:

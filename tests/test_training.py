@@ -2,9 +2,9 @@
 
 import torch
 
-from model.feature_cache import Features
-from model.fusion import FusionConfig, build
-from model.training import (
+from emostream.model.feature_cache import Features
+from emostream.model.fusion import FusionConfig, build
+from emostream.model.training import (
     TrainConfig,
     TrainingSet,
     drop_modalities,

@@ -31,9 +31,9 @@ import faust
 import torch
 from prometheus_client import start_http_server
 
-from ingest.record import RecordError, now
-from model import gpu_decode
-from model.classifier import EmotionClassifier
+from emostream.ingest.record import RecordError, now
+from emostream.model import gpu_decode
+from emostream.model.classifier import EmotionClassifier
 
 from . import metrics as m
 from .address_guard import AddressGuard

@@ -13,8 +13,8 @@ import argparse
 import logging
 import sys
 
-from ingest import cli as ingest_cli
-from model import cli as model_cli
+from emostream.ingest import cli as ingest_cli
+from emostream.model import cli as model_cli
 
 
 def cmd_worker(args) -> int:

@@ -56,10 +56,10 @@ def run_demo(keep: bool = False, metrics_port: int = 9101) -> int:
     import redis
     from kafka import KafkaProducer
 
-    from ingest.producer import PostProducer
-    from ingest.runner import run
-    from ingest.settings import Settings
-    from ingest.sources.replay import replay
+    from emostream.ingest.producer import PostProducer
+    from emostream.ingest.runner import run
+    from emostream.ingest.settings import Settings
+    from emostream.ingest.sources.replay import replay
 
     from .settings import WorkerSettings
 
@@ -87,7 +87,7 @@ def run_demo(keep: bool = False, metrics_port: int = 9101) -> int:
         create_topics(bootstrap, {wsettings.topic_posts: 2, wsettings.topic_dead_letter: 1})
         log = open(DEMO_DIR / "worker.log", "wb")  # noqa: SIM115
         worker = subprocess.Popen(
-            [sys.executable, "-m", "worker.cli", "worker"],
+            [sys.executable, "-m", "emostream.worker.cli", "worker"],
             env={**os.environ, **env},
             stdout=log,
             stderr=subprocess.STDOUT,

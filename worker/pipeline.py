@@ -29,11 +29,11 @@ from datetime import datetime
 import redis.exceptions
 import torch
 
-from ingest.record import Post, RecordError, decode, now
-from model.classifier import EmotionClassifier
-from model.encoder import IMAGE, TEXT, EncodedBatch, PostInput
-from model.gpu_decode import GpuJpegDecoder
-from model.preprocessing import ImageDecodeError
+from emostream.ingest.record import Post, RecordError, decode, now
+from emostream.model.classifier import EmotionClassifier
+from emostream.model.encoder import IMAGE, TEXT, EncodedBatch, PostInput
+from emostream.model.gpu_decode import GpuJpegDecoder
+from emostream.model.preprocessing import ImageDecodeError
 
 from . import metrics as m
 from .feature_reuse import FeatureReuse, digest

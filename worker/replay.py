@@ -28,8 +28,8 @@ from pathlib import Path
 import redis
 from tqdm import tqdm
 
-from ingest.record import RecordError, encode, now
-from ingest.sources.replay import count_rows, files_of, rows_of, to_post
+from emostream.ingest.record import RecordError, encode, now
+from emostream.ingest.sources.replay import count_rows, files_of, rows_of, to_post
 
 from .pipeline import Message
 from .settings import WorkerSettings

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 
-from ingest.settings import Settings, setting
+from emostream.ingest.settings import Settings, setting
 
 
 class WorkerSettings(Settings):
