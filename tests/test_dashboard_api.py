@@ -225,3 +225,23 @@ def test_page_in_headless_chromium(api, tmp_path):
         assert shot.stat().st_size > 10_000
     finally:
         browser.quit()
+
+
+def test_openapi_result_schema_is_the_stored_result():
+    """The documented post result has exactly the fields the worker stores."""
+    from datetime import UTC, datetime
+
+    import msgspec
+
+    from emostream.worker.api_schema import PostResult, openapi
+    from emostream.worker.store import Result
+
+    t = datetime(2026, 1, 1, tzinfo=UTC)
+    stored = Result(
+        id="x", source="reddit", channel="r/a", created_at=t, ingested_at=t, written_at=t,
+        label="joy", emotions={"joy": 1.0}, sentiment="positive", sentiments={}, modalities=(),
+        image_status="absent", model_version="v", run_id="r", received_at=t,
+    ).fields()  # fmt: skip
+    assert {f.name for f in msgspec.structs.fields(PostResult)} == set(stored)
+    schemas = openapi()["components"]["schemas"]
+    assert set(schemas["PostResult"]["properties"]) == set(stored)

@@ -24,11 +24,13 @@ import logging
 import time
 from pathlib import Path
 
-import redis.asyncio as aioredis
 import redis.exceptions
 from aiohttp import web
+from prometheus_client.aiohttp import make_aiohttp_handler
 
 from . import metrics as m
+from .api_schema import openapi
+from .redis_client import async_client
 from .settings import WorkerSettings
 from .store import Keys
 
@@ -180,113 +182,8 @@ async def page(request: web.Request) -> web.Response:
     return web.Response(text=PAGE.read_text(), content_type="text/html")
 
 
-def openapi() -> dict:
-    def q(name, desc, kind="string"):
-        return {
-            "name": name,
-            "in": "query",
-            "required": False,
-            "description": desc,
-            "schema": {"type": kind},
-        }
-
-    common = [q("run", "a replay's run id (default: the live namespace)")]
-    filters = [
-        q("source", "reddit, flickr, ..."),
-        q("channel", "e.g. r/happy"),
-        q("emotion", "anger, disgust, fear, joy, sadness, surprise"),
-    ]
-    result = {
-        "type": "object",
-        "properties": {
-            "id": {"type": "string"},
-            "label": {"type": "string"},
-            "emotions": {"type": "object", "additionalProperties": {"type": "number"}},
-            "sentiment": {"type": "string"},
-            "modalities": {"type": "array", "items": {"type": "string"}},
-            "image_status": {"type": "string"},
-            "model_version": {"type": "string"},
-            "created_at": {"type": "string"},
-            "received_at": {"type": "string"},
-            "written_at": {"type": "string"},
-        },
-    }
-
-    def ok(schema):
-        return {
-            "200": {
-                "description": "OK",
-                "content": {"application/json": {"schema": schema}},
-            }
-        }
-
-    return {
-        "openapi": "3.0.3",
-        "info": {"title": "emostream dashboard API", "version": "1"},
-        "paths": {
-            "/api/posts/{id}": {
-                "get": {
-                    "summary": "One post's result",
-                    "parameters": [
-                        {
-                            "name": "id",
-                            "in": "path",
-                            "required": True,
-                            "schema": {"type": "string"},
-                        },
-                        *common,
-                    ],
-                    "responses": {**ok(result), "404": {"description": "no such post"}},
-                }
-            },
-            "/api/latest": {
-                "get": {
-                    "summary": "Newest results",
-                    "parameters": [*common, *filters, q("limit", "1..500", "integer")],
-                    "responses": ok(
-                        {
-                            "type": "object",
-                            "properties": {"results": {"type": "array", "items": result}},
-                        }
-                    ),
-                }
-            },
-            "/api/aggregates": {
-                "get": {
-                    "summary": "Posts per emotion per time bucket, and per channel",
-                    "parameters": [
-                        *common,
-                        *filters[:2],
-                        q("window_s", "seconds", "integer"),
-                        q("version", "model version (default: newest)"),
-                    ],
-                    "responses": ok({"type": "object"}),
-                }
-            },
-            "/api/feed": {
-                "get": {
-                    "summary": "Server-Sent Events: each new result",
-                    "parameters": [*common, *filters],
-                    "responses": {
-                        "200": {
-                            "description": "text/event-stream",
-                            "content": {"text/event-stream": {}},
-                        }
-                    },
-                }
-            },
-        },
-    }
-
-
 async def openapi_json(request: web.Request) -> web.Response:
     return web.json_response(openapi())
-
-
-async def metrics(request: web.Request) -> web.Response:
-    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-
-    return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 @web.middleware
@@ -310,9 +207,7 @@ def create_api(settings: WorkerSettings) -> web.Application:
     app["settings"] = settings
 
     async def connect(app: web.Application):
-        app["redis"] = aioredis.Redis.from_url(
-            settings.redis_url, password=settings.redis_password or None, decode_responses=True
-        )
+        app["redis"] = async_client(settings, decode_responses=True)
         yield
         await app["redis"].aclose()
 
@@ -323,7 +218,7 @@ def create_api(settings: WorkerSettings) -> web.Application:
     app.router.add_get("/api/latest", latest)
     app.router.add_get("/api/aggregates", aggregates)
     app.router.add_get("/api/feed", feed)
-    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/metrics", make_aiohttp_handler())
     return app
 
 

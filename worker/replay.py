@@ -25,13 +25,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-import redis
 from tqdm import tqdm
 
 from emostream.ingest.record import RecordError, encode, now
 from emostream.ingest.sources.replay import count_rows, files_of, rows_of, to_post
 
 from .pipeline import Message
+from .redis_client import sync_client
 from .settings import WorkerSettings
 
 log = logging.getLogger("emostream.replay")
@@ -179,13 +179,11 @@ def run_replay(
     image_base_for=None,
     remote_images: bool = True,
 ) -> ReplaySummary:
-    from .app import build_processor
+    from .pipeline import BatchProcessor
 
     run_id = run_id or uuid.uuid4().hex[:12]
     prefix = f"{settings.key_prefix}:replay:{run_id}"
-    r = redis.Redis.from_url(
-        settings.redis_url, password=settings.redis_password or None, decode_responses=True
-    )
+    r = sync_client(settings, decode_responses=True)
     progress_key = f"{prefix}:progress"
     skip = {k: int(v) for k, v in r.hgetall(progress_key).items()}
     summary = ReplaySummary(run_id, resumed_from=sum(skip.values()))
@@ -215,7 +213,7 @@ def run_replay(
         summary.dead[err.reason] += 1
 
     async def main() -> None:
-        processor = await build_processor(settings, dead_letter)
+        processor = await BatchProcessor.from_settings(settings, dead_letter)
         bar = tqdm(total=total, desc=f"replay {run_id}", unit="post", disable=not progress)
         t0 = time.monotonic()
         batch: list[tuple[str, Message]] = []

@@ -95,4 +95,9 @@ class WorkerSettings(Settings):
     api_port: int = setting(8080, "Port of the dashboard API and page.")
 
     # -- Metrics ------------------------------------------------------------------------------
+    state_dir: str = setting(
+        "~/.local/state/emostream",
+        "Folder for the worker's local state (faust's <group>-data folder); never the "
+        "working directory.",
+    )
     worker_metrics_port: int = setting(9101, "Port of the worker /metrics endpoint; 0: none.")

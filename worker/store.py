@@ -21,8 +21,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import redis.asyncio as aioredis
+
+if TYPE_CHECKING:  # the dashboard API imports this module; it needs neither torch nor faust
+    from emostream.ingest.record import Post
+    from emostream.model.classifier import Prediction
+
+    from .settings import WorkerSettings
 
 WRITE_SCRIPT = """
 if not redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[1]) then
@@ -64,6 +71,42 @@ class Result:
     received_at: datetime | None = None
     """When the worker received the message from Kafka: ingested -> received is the broker's
     share of the latency, received -> written the worker's."""
+
+    @classmethod
+    def from_prediction(
+        cls,
+        post: Post,
+        pred: Prediction | None,
+        *,
+        image_status: str,
+        model_version: str,
+        received_at: datetime | None,
+        written_at: datetime,
+    ) -> Result:
+        """The result of a post; ``pred`` None: no text and its image failed (unclassifiable)."""
+        scores: dict = dict(label="", emotions={}, sentiment="", sentiments={}, modalities=())
+        if pred is not None:
+            scores = dict(
+                label=pred.label,
+                emotions=pred.emotions,
+                sentiment=pred.sentiment,
+                sentiments=pred.sentiments,
+                modalities=pred.modalities,
+            )
+        return cls(
+            **scores,
+            id=post.id,
+            source=post.source,
+            channel=post.channel,
+            created_at=post.created_at,
+            ingested_at=post.ingested_at,
+            written_at=written_at,
+            received_at=received_at,
+            image_status=image_status,
+            model_version=model_version,
+            run_id=post.run_id,
+            text=(post.text or "")[:280],
+        )
 
     @property
     def status(self) -> str:
@@ -131,18 +174,28 @@ class ResultStore:
         self._script = client.register_script(WRITE_SCRIPT)
 
     @classmethod
-    def from_url(
-        cls, url: str, password: str = "", username: str = "", ssl_ca: str = "", **kw
-    ) -> ResultStore:
-        """``redis://`` or ``rediss://`` (TLS; ``ssl_ca`` verifies the server)."""
-        options: dict = {"socket_timeout": 5, "socket_connect_timeout": 5}
-        if password:
-            options["password"] = password
-        if username:
-            options["username"] = username
-        if ssl_ca:
-            options["ssl_ca_certs"] = ssl_ca
-        return cls(aioredis.Redis.from_url(url, **options), **kw)
+    def from_url(cls, url: str, **kw) -> ResultStore:
+        """A store on ``url`` with no credentials (tests, benchmarks); see ``from_settings``."""
+        from .redis_client import TIMEOUT_S
+
+        client = aioredis.Redis.from_url(
+            url, socket_timeout=TIMEOUT_S, socket_connect_timeout=TIMEOUT_S
+        )
+        return cls(client, **kw)
+
+    @classmethod
+    def from_settings(cls, settings: WorkerSettings) -> ResultStore:
+        """Connected as ``worker/redis_client.py`` says, laid out as the settings say."""
+        from .redis_client import async_client
+
+        return cls(
+            async_client(settings),
+            prefix=settings.key_prefix,
+            ttl_s=settings.result_ttl_s,
+            bucket_s=settings.count_bucket_s,
+            count_ttl_s=settings.count_ttl_s,
+            feed_maxlen=settings.feed_maxlen,
+        )
 
     def bucket(self, created_at: datetime) -> int:
         ts = int(created_at.timestamp())

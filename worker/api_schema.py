@@ -1,0 +1,103 @@
+"""The dashboard API's response types and the OpenAPI document generated from them.
+
+The response types are msgspec structs; ``openapi()`` derives the JSON schemas from them
+(``msgspec.json.schema_components``), so the document cannot drift from what the API
+returns. ``PostResult`` has one field per field the worker stores for a post
+(``store.Result.fields``); a test holds the two together.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from emostream.model.labels import EMOTIONS
+
+
+class PostResult(msgspec.Struct, kw_only=True):
+    """One post's result, as stored by the worker."""
+
+    id: str
+    source: str
+    channel: str
+    label: str
+    """The most probable emotion; empty when the post could not be classified."""
+    status: str
+    """classified or unclassifiable."""
+    emotions: dict[str, float]
+    sentiment: str
+    sentiments: dict[str, float]
+    modalities: list[str]
+    image_status: str
+    model_version: str
+    created_at: str
+    ingested_at: str
+    written_at: str
+    text: str
+    """The first 280 characters."""
+    run_id: str | None = None
+    received_at: str | None = None
+
+
+class FeedResult(PostResult, kw_only=True):
+    event_id: str
+    """The feed stream's entry id (SSE ``id``; pass as Last-Event-ID or ``from``)."""
+
+
+class Latest(msgspec.Struct):
+    results: list[FeedResult]
+
+
+class Bucket(msgspec.Struct):
+    start: int
+    counts: dict[str, int]
+
+
+class Aggregates(msgspec.Struct):
+    version: str | None
+    bucket_s: int
+    buckets: list[Bucket]
+    channels: dict[str, dict[str, int]]
+
+
+def _query(name: str, desc: str, kind: str = "string") -> dict:
+    return {"name": name, "in": "query", "required": False, "description": desc,
+            "schema": {"type": kind}}  # fmt: skip
+
+
+def _ok(name: str) -> dict:
+    schema = {"$ref": f"#/components/schemas/{name}"}
+    return {"200": {"description": "OK", "content": {"application/json": {"schema": schema}}}}
+
+
+def openapi() -> dict:
+    _, components = msgspec.json.schema_components(
+        [PostResult, Latest, Aggregates], ref_template="#/components/schemas/{name}"
+    )
+    common = [_query("run", "a replay's run id (default: the live namespace)")]
+    filters = [
+        _query("source", "reddit, flickr, ..."),
+        _query("channel", "e.g. r/happy"),
+        _query("emotion", ", ".join(EMOTIONS)),
+    ]
+    path_id = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+    sse = {"200": {"description": "text/event-stream", "content": {"text/event-stream": {}}}}
+    window = [_query("window_s", "seconds", "integer"), _query("version", "default: newest")]
+    paths = {
+        "/api/posts/{id}": ("One post's result", [path_id, *common],
+                            {**_ok("PostResult"), "404": {"description": "no such post"}}),
+        "/api/latest": ("Newest results", [*common, *filters, _query("limit", "1..500", "integer")],
+                        _ok("Latest")),
+        "/api/aggregates": ("Posts per emotion per time bin, and per channel",
+                            [*common, *filters[:2], *window], _ok("Aggregates")),
+        "/api/feed": ("Server-Sent Events: each new result (a FeedResult per event)",
+                      [*common, *filters], sse),
+    }  # fmt: skip
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "emostream dashboard API", "version": "1"},
+        "paths": {
+            path: {"get": {"summary": summary, "parameters": params, "responses": responses}}
+            for path, (summary, params, responses) in paths.items()
+        },
+        "components": {"schemas": components},
+    }
