@@ -4,11 +4,12 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 # torch first, pinned, CPU build (a plain install would pull the CUDA build; DEVELOPERS.md)
 RUN pip install --prefix=/install "torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu
-COPY pyproject.toml README.md ./
+COPY pyproject.toml constraints.txt README.md ./
+COPY emostream emostream
 COPY ingest ingest
 COPY worker worker
 COPY model model
-RUN pip install --prefix=/install .
+RUN pip install --prefix=/install -c constraints.txt .
 
 FROM python:3.11-slim
 ENV HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1

@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.machine import machine  # noqa: E402
-from emostream.worker.local_services import create_topics, start_tansu  # noqa: E402
+from emostream.testing import create_topics, start_tansu  # noqa: E402
 
 
 async def delivery(bootstrap: str, fetch_wait_ms: int, posts: int, rate: float) -> list[float]:

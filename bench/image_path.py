@@ -38,9 +38,9 @@ from bench.timing import rate  # noqa: E402
 from emostream.model import gpu_decode  # noqa: E402
 from emostream.model.datasets import Dataset  # noqa: E402
 from emostream.model.preprocessing import ImageTransform  # noqa: E402
+from emostream.testing import serve_directory  # noqa: E402
 from emostream.worker.address_guard import AddressGuard  # noqa: E402
 from emostream.worker.image_fetch import ImageFetcher  # noqa: E402
-from emostream.worker.local_services import serve_directory  # noqa: E402
 
 SIZES = {"dataset (256 short side)": None, "1280x960": (1280, 960), "4032x3024": (4032, 3024)}
 

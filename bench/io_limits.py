@@ -26,7 +26,7 @@ sys.path.insert(0, str(REPO))
 from emostream.ingest.producer import PostProducer  # noqa: E402
 from emostream.ingest.record import make_post, now  # noqa: E402
 from emostream.ingest.settings import Settings  # noqa: E402
-from emostream.worker.local_services import create_topics, start_redis, start_tansu  # noqa: E402
+from emostream.testing import create_topics, start_redis, start_tansu  # noqa: E402
 from emostream.worker.store import Result, ResultStore  # noqa: E402
 
 

@@ -56,7 +56,7 @@ from emostream.ingest.settings import Settings  # noqa: E402
 from emostream.model.classifier import EmotionClassifier  # noqa: E402
 from emostream.model.datasets import Dataset  # noqa: E402
 from emostream.model.encoder import PostInput  # noqa: E402
-from emostream.worker.local_services import (  # noqa: E402
+from emostream.testing import (  # noqa: E402
     create_topics,
     free_port,
     local_worker_env,

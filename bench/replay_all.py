@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from emostream.model.datasets import default_data_dir  # noqa: E402
-from emostream.worker.local_services import serve_directory, start_redis  # noqa: E402
+from emostream.testing import serve_directory, start_redis  # noqa: E402
 from emostream.worker.replay import run_replay  # noqa: E402
 from emostream.worker.settings import WorkerSettings  # noqa: E402
 

@@ -10,10 +10,11 @@ from dataclasses import dataclass, field
 
 from tqdm import tqdm
 
+from emostream.pacing import Pacer
+
 from . import metrics as m
 from .producer import PostProducer
 from .record import Post, RecordError
-from .sources.replay import Pacer
 
 log = logging.getLogger("emostream.ingest")
 

@@ -176,6 +176,17 @@ class Settings:
         }
         return f"{type(self).__name__}({shown})"
 
+    def effective(self) -> str:
+        """The values in force, one ``VARIABLE=value`` line each, secrets masked."""
+        lines = []
+        for name, spec in self.declared().items():
+            value = self._values[name]
+            if isinstance(value, list):
+                value = ",".join(value)
+            shown = ("***" if value else "") if spec.secret else value
+            lines.append(f"{spec.env}={shown}")
+        return "\n".join(lines)
+
     @classmethod
     def table(cls) -> str:
         """The settings as a Markdown table (for the README)."""

@@ -63,7 +63,7 @@ def make_batch():
 @pytest.fixture(scope="session")
 def broker():
     """A Tansu broker (Kafka protocol, in memory) for the whole session."""
-    from emostream.worker.local_services import start_tansu
+    from emostream.testing import start_tansu
 
     svc = start_tansu()
     yield f"127.0.0.1:{svc.port}"
@@ -73,7 +73,7 @@ def broker():
 @pytest.fixture
 def redis_server(tmp_path):
     """A fresh redis-server of this test's own; yields (port, Service)."""
-    from emostream.worker.local_services import start_redis
+    from emostream.testing import start_redis
 
     svc = start_redis(tmp_path / "redis")
     yield svc
@@ -99,7 +99,7 @@ def worker_process(tmp_path):
     import sys
     from pathlib import Path
 
-    from emostream.worker.local_services import free_port, local_worker_env
+    from emostream.testing import free_port, local_worker_env
 
     started = []
 

@@ -6,8 +6,8 @@ import pytest
 import redis
 from helpers import metric, produce, text_posts, wait_for, written
 
+from emostream.testing import create_topics
 from emostream.worker.batching import BatchSizer
-from emostream.worker.local_services import create_topics
 
 
 # -- the sizing rule ----------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from emostream.worker.local_services import free_port, wait_for_port
+from emostream.testing import free_port, wait_for_port
 from emostream.worker.store import Result, ResultStore
 
 REPO = Path(__file__).resolve().parent.parent

@@ -20,7 +20,7 @@ import redis
 import yaml
 from helpers import produce, text_posts, wait_for
 
-from emostream.worker.local_services import create_topics, free_port
+from emostream.testing import create_topics, free_port
 
 REPO = Path(__file__).resolve().parent.parent
 MON = REPO / "monitoring"
@@ -70,19 +70,23 @@ def test_services_point_at_real_services_and_ports(compose):
         r"PLAINTEXT://:(\d+)", services["kafka"]["environment"]["KAFKA_LISTENERS"]
     ).group(1)
     assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
-    assert "--appendonly yes" in services["redis"]["command"]
-    for name in ("worker", "ingest-reddit", "ingest-flickr", "api"):
+    assert "--appendonly yes" in services["redis"]["command"][-1]
+    for name in ("worker", "worker-gpu", "ingest-reddit", "ingest-flickr"):
         env = env_of(services[name])
         host, port = env["EMOSTREAM_KAFKA_BOOTSTRAP"].split(":")
         assert host in services and port == kafka_port, name
-        url = urllib.parse.urlsplit(env["EMOSTREAM_REDIS_URL"])
-        assert url.hostname in services and (url.port or 6379) == 6379, name
         assert services[name]["restart"] == "unless-stopped"
         assert services[name]["depends_on"]["kafka"]["condition"] == "service_healthy"
+    for name in ("worker", "worker-gpu", "api"):
+        url = urllib.parse.urlsplit(env_of(services[name])["EMOSTREAM_REDIS_URL"])
+        assert url.hostname in services and (url.port or 6379) == 6379, name
+    assert set(services["api"]["depends_on"]) == {"redis"}  # the API reads Redis only
     worker = services["worker"]
     assert "container_name" not in worker and "ports" not in worker  # --scale worker=N
-    devices = worker["deploy"]["resources"]["reservations"]["devices"]
-    assert devices[0]["capabilities"] == ["gpu"]
+    assert "deploy" not in worker and "profiles" not in worker  # `up` works on a CPU host
+    gpu = services["worker-gpu"]
+    assert gpu["profiles"] == ["gpu"]
+    assert gpu["deploy"]["resources"]["reservations"]["devices"][0]["capabilities"] == ["gpu"]
     for name in services:
         assert "healthcheck" in services[name], name
     for vol in ("kafka-data", "redis-data", "prometheus-data", "grafana-data"):
@@ -93,6 +97,27 @@ def test_services_point_at_real_services_and_ports(compose):
             if src.startswith("./"):
                 assert (REPO / src).exists(), src
     assert (REPO / "Dockerfile").is_file() and (REPO / "Dockerfile.cuda").is_file()
+
+
+def test_each_service_gets_only_its_own_secrets(compose):
+    services = compose["services"]
+    want = {
+        "redis": {"redis_password"},
+        "worker": {"redis_password"},
+        "api": {"redis_password"},
+        "ingest-reddit": {"reddit_client_id", "reddit_client_secret"},
+        "ingest-flickr": {"flickr_api_key"},
+        "grafana": {"grafana_admin_password"},
+    }
+    for name, secrets in want.items():
+        assert set(services[name].get("secrets", [])) == secrets, name
+    assert set(compose["secrets"]) == set().union(*want.values())
+    for name, svc in services.items():
+        assert "env_file" not in svc, name  # no file of every secret for every service
+        for key, value in env_of(svc).items():  # secrets travel as files, not values
+            assert not key.endswith(("PASSWORD", "SECRET", "API_KEY")), (name, key)
+            if key.endswith("_FILE"):
+                assert value.startswith("/run/secrets/"), (name, key)
 
 
 def test_every_variable_is_in_the_example_env_file_and_no_secret_is_committed():

@@ -20,7 +20,7 @@ from helpers import metric, produce, text_posts, wait_for, written
 from emostream.ingest.producer import PostProducer
 from emostream.ingest.record import make_post, now
 from emostream.ingest.settings import Settings
-from emostream.worker.local_services import create_topics, start_redis, start_tansu
+from emostream.testing import create_topics, start_redis, start_tansu
 
 JPEG = (Path(__file__).resolve().parent.parent / "model/sample/images/flower.jpg").read_bytes()
 

@@ -108,7 +108,7 @@ def fetches() -> float:
 
 
 def test_repeats_are_encoded_once_and_predict_the_same(processor, classifier, data_dir, tmp_path):
-    from emostream.worker.local_services import serve_directory
+    from emostream.testing import serve_directory
     from emostream.worker.pipeline import Message
 
     items = Dataset.load("mvsa-single", data_dir).split("test")[:2]

@@ -8,7 +8,7 @@ import redis
 from helpers import dead_letters, metric, wait_for
 from kafka import KafkaProducer
 
-from emostream.worker.local_services import create_topics
+from emostream.testing import create_topics
 
 NOW = "2026-11-24T08:00:00Z"
 

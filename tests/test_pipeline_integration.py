@@ -23,7 +23,7 @@ from emostream.model.datasets import Dataset
 from emostream.model.encoder import PostInput
 from emostream.model.labels import EMOTIONS
 from emostream.model.weights import Weights
-from emostream.worker.local_services import create_topics, serve_directory
+from emostream.testing import create_topics, serve_directory
 
 REPO = Path(__file__).resolve().parent.parent
 RUN = "itest"

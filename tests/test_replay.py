@@ -6,7 +6,7 @@ import threading
 import redis
 from helpers import produce, text_posts, wait_for, written
 
-from emostream.worker.local_services import create_topics
+from emostream.testing import create_topics
 from emostream.worker.replay import run_replay
 from emostream.worker.settings import WorkerSettings
 

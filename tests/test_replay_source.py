@@ -8,7 +8,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from emostream.ingest.record import Post, RecordError
-from emostream.ingest.sources.replay import Pacer, count_rows, files_of, replay
+from emostream.ingest.sources.replay import count_rows, files_of, replay
+from emostream.pacing import Pacer
 
 
 def test_research_posts_csv_becomes_posts(data_dir):

@@ -10,8 +10,8 @@ import redis
 from helpers import produce, text_posts, wait_for
 
 from emostream.ingest.settings import SettingError, Settings
+from emostream.testing import create_topics, start_redis
 from emostream.worker.app import broker_credentials
-from emostream.worker.local_services import create_topics, start_redis
 from emostream.worker.settings import WorkerSettings
 
 SECRETS = {

@@ -43,3 +43,45 @@ def test_every_setting_is_documented():
     for name, spec in WorkerSettings.declared().items():
         assert spec.doc and spec.env == "EMOSTREAM_" + name.upper()
     assert "EMOSTREAM_REDIS_URL" in WorkerSettings.table()
+
+
+def _emostream(*args: str, env: dict[str, str]):
+    import os
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "emostream.worker.cli", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "names"),
+    [
+        (("worker",), {"EMOSTREAM_MAX_BATCH": "abc"}, "EMOSTREAM_MAX_BATCH"),
+        (("ingest", "reddit"), {"EMOSTREAM_INGEST_METRICS_PORT": "0"}, "REDDIT_CLIENT_ID"),
+    ],
+)
+def test_a_bad_setting_is_one_line_and_exit_2(args, env, names):
+    out = _emostream(*args, env=env)
+    assert out.returncode == 2, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and names in lines[0] and "Traceback" not in out.stderr
+
+
+def test_effective_settings_mask_secrets():
+    env = {"EMOSTREAM_REDIS_PASSWORD": "hunter2", "EMOSTREAM_MAX_BATCH": "7"}
+    out = _emostream("settings", "--effective", env=env)
+    assert out.returncode == 0, out.stderr
+    assert "EMOSTREAM_MAX_BATCH=7" in out.stdout.splitlines()
+    assert "EMOSTREAM_REDIS_PASSWORD=***" in out.stdout.splitlines()
+    assert "hunter2" not in out.stdout
+
+
+def test_help_shows_defaults():
+    out = _emostream("replay", "--help", env={})
+    assert "(default: 0.0)" in out.stdout

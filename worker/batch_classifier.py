@@ -63,7 +63,7 @@ class BatchClassifier:
         out = torch.zeros(len(rows), self.classifier.encoder.text_backbone.dim)
         todo: dict[bytes, list[int]] = {}
         for j, i in enumerate(rows):
-            key = digest(posts[i].text)
+            key = digest(posts[i].text or "")
             feature = self.reuse.get("text", key) if key not in todo else None
             if feature is not None:
                 out[j] = feature
@@ -71,7 +71,7 @@ class BatchClassifier:
             else:
                 todo.setdefault(key, []).append(j)
         if todo:
-            texts = [posts[rows[js[0]]].text for js in todo.values()]
+            texts = [posts[rows[js[0]]].text or "" for js in todo.values()]
             feats = self.classifier.encoder.encode_texts(texts)
             m.FEATURES_COMPUTED.labels("text").inc(len(texts))
             for (key, js), feature in zip(todo.items(), feats, strict=True):

@@ -14,7 +14,10 @@ import logging
 import sys
 
 from emostream.ingest import cli as ingest_cli
+from emostream.ingest.settings import SettingError
 from emostream.model import cli as model_cli
+
+LOGLEVELS = ("debug", "info", "warning", "error", "critical")
 
 
 def cmd_worker(args) -> int:
@@ -25,10 +28,10 @@ def cmd_worker(args) -> int:
     return 0
 
 
-def cmd_settings(args) -> int:  # noqa: ARG001
+def cmd_settings(args) -> int:
     from .settings import WorkerSettings
 
-    print(WorkerSettings.table())
+    print(WorkerSettings().effective() if args.effective else WorkerSettings.table())
     return 0
 
 
@@ -81,7 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     ingest_cli.add_commands(sub)
 
     p = sub.add_parser("worker", help="run a faust worker (EMOSTREAM_* settings)")
-    p.add_argument("--loglevel", default="info")
+    p.add_argument(
+        "--loglevel", default="info", choices=LOGLEVELS, help="log level of the worker's log"
+    )
     p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser(
@@ -92,7 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--start", default=None, help="offset or ISO timestamp (with --topic)")
     p.add_argument("--end", default=None, help="offset or ISO timestamp, exclusive")
     p.add_argument("--run-id", default=None, help="the same id resumes an interrupted replay")
-    p.add_argument("--image-base-url", default=None)
+    p.add_argument(
+        "--image-base-url", default=None, help="base URL for the rows' relative image paths"
+    )
     p.add_argument("--rate", type=float, default=0.0, help="posts/s; 0: as fast as possible")
     p.add_argument("--tag", default="", help="a label stored with the run (e.g. model tag)")
     p.add_argument(
@@ -100,22 +107,39 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="ignore image_url values of rows (only pictures under --image-base-url)",
     )
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser("demo", help="the whole pipeline on this machine, on the bundled sample")
     p.add_argument(
         "--keep", action="store_true", help="keep Redis and /metrics up after the run until Ctrl-C"
     )
-    p.add_argument("--metrics-port", type=int, default=9101)
+    p.add_argument(
+        "--metrics-port", type=int, default=9101, help="port of the demo worker's /metrics"
+    )
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("api", help="the dashboard API and live page over Redis")
     p.set_defaults(func=cmd_api)
 
     p = sub.add_parser("settings", help="print the settings table")
+    p.add_argument(
+        "--effective",
+        action="store_true",
+        help="the values in force here (environment and *_FILE secrets), secrets masked",
+    )
     p.set_defaults(func=cmd_settings)
+    _show_defaults(parser)
     return parser
+
+
+def _show_defaults(parser: argparse.ArgumentParser) -> None:
+    """Every subcommand's --help shows each option's default."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                sub.formatter_class = argparse.ArgumentDefaultsHelpFormatter
+                _show_defaults(sub)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -123,7 +147,11 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except SettingError as err:  # a bad setting or a missing credential: one line, exit 2
+        print(f"emostream: error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

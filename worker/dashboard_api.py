@@ -74,7 +74,8 @@ async def latest(request: web.Request) -> web.Response:
         limit = min(500, max(1, int(request.query.get("limit", "50"))))
     except ValueError:
         raise web.HTTPBadRequest(text="limit must be an integer") from None
-    out, cursor = [], "+"
+    out: list[dict] = []
+    cursor = "+"
     r = request.app["redis"]
     feed = _keys(request).feed()
     while len(out) < limit:  # walk back through the stream until enough match

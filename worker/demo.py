@@ -26,7 +26,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .local_services import (
+from emostream.testing import (
     create_topics,
     free_port,
     local_worker_env,
@@ -35,9 +35,12 @@ from .local_services import (
     start_tansu,
 )
 
+from .settings import WorkerSettings
+
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "model" / "sample"
-DEMO_DIR = REPO / ".demo"
+DEMO_DIR = Path(WorkerSettings().state_dir).expanduser() / "demo"
+"""The demo's Redis files and logs: under the state directory, not beside the package."""
 
 
 def _metric_lines(port: int) -> list[str]:
@@ -54,16 +57,10 @@ def _metric_lines(port: int) -> list[str]:
 
 def run_demo(keep: bool = False, metrics_port: int = 9101) -> int:
     import redis
-    from kafka import KafkaProducer
 
-    from emostream.ingest.producer import PostProducer
-    from emostream.ingest.runner import run
     from emostream.ingest.settings import Settings
-    from emostream.ingest.sources.replay import replay
 
-    from .settings import WorkerSettings
-
-    DEMO_DIR.mkdir(exist_ok=True)
+    DEMO_DIR.mkdir(parents=True, exist_ok=True)
     (DEMO_DIR / "dump.rdb").unlink(missing_ok=True)
     n_posts = sum(1 for x in (SAMPLE / "posts.jsonl").read_text().splitlines() if x.strip())
     print("starting Tansu (Kafka protocol), redis-server and an image server on loopback ...")
@@ -98,35 +95,9 @@ def run_demo(keep: bool = False, metrics_port: int = 9101) -> int:
             f"log in {DEMO_DIR / 'worker.log'}"
         )
 
-        settings = Settings(env=env)
-        producer = PostProducer(settings, "replay")
-        summary = run(
-            replay([SAMPLE / "posts.jsonl"], image_base_url=images.url),
-            producer,
-            total=n_posts,
-            desc="ingest",
-        )
-        producer.close()
-        raw = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
-        for bad in (b'{"v": 1, "id": "broken"', b'{"v": 99, "id": "from-the-future"}'):
-            raw.send(settings.topic_posts, key=b"demo-bad", value=bad)
-        raw.flush()
-        raw.close()
-        print(f"ingest: {summary.line()}; plus 2 malformed messages")
-
+        _ingest_sample(Settings(env=env), images.url, n_posts)
         client = redis.Redis(port=store.port, decode_responses=True)
-        bar = tqdm(total=n_posts, desc="classified", unit="post")
-        deadline = time.monotonic() + 300
-        done = 0
-        while done < n_posts and time.monotonic() < deadline:
-            if worker.poll() is not None:
-                raise RuntimeError(f"worker exited ({worker.returncode}); see .demo/worker.log")
-            done = sum(1 for _ in client.scan_iter("emo:post:*", count=1000))
-            bar.update(done - bar.n)
-            time.sleep(0.25)
-        bar.close()
-        if done < n_posts:
-            raise RuntimeError(f"only {done} of {n_posts} results after 300 s")
+        _wait_for_results(client, worker, n_posts)
         time.sleep(1.0)  # let the dead letters be counted
         report(client, port)
         client.save()
@@ -153,6 +124,47 @@ def run_demo(keep: bool = False, metrics_port: int = 9101) -> int:
         broker.stop()
         store.stop()
         images.stop()
+
+
+def _ingest_sample(settings, image_url: str, n_posts: int) -> None:
+    """The sample posts through the real ingest producer, then two malformed messages."""
+    from kafka import KafkaProducer
+
+    from emostream.ingest.producer import PostProducer
+    from emostream.ingest.runner import run
+    from emostream.ingest.sources.replay import replay
+
+    producer = PostProducer(settings, "replay")
+    summary = run(
+        replay([SAMPLE / "posts.jsonl"], image_base_url=image_url),
+        producer,
+        total=n_posts,
+        desc="ingest",
+    )
+    producer.close()
+    raw = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    for bad in (b'{"v": 1, "id": "broken"', b'{"v": 99, "id": "from-the-future"}'):
+        raw.send(settings.topic_posts, key=b"demo-bad", value=bad)
+    raw.flush()
+    raw.close()
+    print(f"ingest: {summary.line()}; plus 2 malformed messages")
+
+
+def _wait_for_results(client, worker: subprocess.Popen, n_posts: int) -> None:
+    """Until every sample post has its result (a progress bar), at most 300 s."""
+    bar = tqdm(total=n_posts, desc="classified", unit="post")
+    deadline = time.monotonic() + 300
+    done = 0
+    while done < n_posts and time.monotonic() < deadline:
+        if worker.poll() is not None:
+            log = DEMO_DIR / "worker.log"
+            raise RuntimeError(f"worker exited ({worker.returncode}); see {log}")
+        done = sum(1 for _ in client.scan_iter("emo:post:*", count=1000))
+        bar.update(done - bar.n)
+        time.sleep(0.25)
+    bar.close()
+    if done < n_posts:
+        raise RuntimeError(f"only {done} of {n_posts} results after 300 s")
 
 
 def report(client, metrics_port: int) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urljoin
 
@@ -119,5 +120,5 @@ class ImageFetcher:
             except FetchRefused as exc:
                 return Fetched(None, f"error:{exc.reason}", time.perf_counter() - t0)
 
-    async def fetch_all(self, urls: list[str | None]) -> list[Fetched]:
+    async def fetch_all(self, urls: Sequence[str | None]) -> list[Fetched]:
         return list(await asyncio.gather(*(self.fetch_one(u) for u in urls)))

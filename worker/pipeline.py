@@ -261,4 +261,5 @@ def _count_written(results: list[Result], fresh: list[bool], done: datetime) -> 
         else:
             m.UNCLASSIFIABLE.labels(r.image_status.removeprefix("error:")).inc()
         m.END_TO_END_SECONDS.observe(max(0.0, (done - r.ingested_at).total_seconds()))
-        m.WORKER_SECONDS.observe(max(0.0, (done - r.received_at).total_seconds()))
+        if r.received_at is not None:
+            m.WORKER_SECONDS.observe(max(0.0, (done - r.received_at).total_seconds()))

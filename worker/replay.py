@@ -24,11 +24,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
 from emostream.ingest.record import RecordError, encode, now
 from emostream.ingest.sources.replay import count_rows, files_of, rows_of, to_post
+from emostream.pacing import Pacer
 
 from .pipeline import Message
 from .redis_client import sync_client
@@ -179,13 +181,11 @@ def run_replay(
     image_base_for=None,
     remote_images: bool = True,
 ) -> ReplaySummary:
-    from .pipeline import BatchProcessor
-
     run_id = run_id or uuid.uuid4().hex[:12]
     prefix = f"{settings.key_prefix}:replay:{run_id}"
     r = sync_client(settings, decode_responses=True)
     progress_key = f"{prefix}:progress"
-    skip = {k: int(v) for k, v in r.hgetall(progress_key).items()}
+    skip: dict[str, int] = {str(k): int(v) for k, v in r.hgetall(progress_key).items()}
     summary = ReplaySummary(run_id, resumed_from=sum(skip.values()))
     if files:
         total = max(0, count_rows(files_of(files)) - summary.resumed_from)
@@ -194,15 +194,9 @@ def run_replay(
         total, source = kafka_messages(settings, topic, run_id, start, end, skip)
     else:
         raise ValueError("give files or a topic")
-    r.hset(
-        f"{prefix}:meta",
-        mapping={
-            "run_id": run_id,
-            "tag": tag,
-            "started_at": now().isoformat(),
-            "source": ",".join(map(str, files)) if files else f"kafka:{topic}[{start}:{end}]",
-        },
-    )
+    origin = ",".join(map(str, files)) if files else f"kafka:{topic}[{start}:{end}]"
+    meta = {"run_id": run_id, "tag": tag, "started_at": now().isoformat(), "source": origin}
+    r.hset(f"{prefix}:meta", mapping=meta)
 
     async def dead_letter(key, value, err: RecordError) -> None:
         r.xadd(
@@ -212,53 +206,67 @@ def run_replay(
         )
         summary.dead[err.reason] += 1
 
-    async def main() -> None:
-        processor = await BatchProcessor.from_settings(settings, dead_letter)
-        bar = tqdm(total=total, desc=f"replay {run_id}", unit="post", disable=not progress)
-        t0 = time.monotonic()
-        batch: list[tuple[str, Message]] = []
-        done: dict[str, int] = dict(skip)
-
-        async def flush() -> None:
-            messages = []
-            for _, msg in batch:
-                if msg.value and msg.value.startswith(b'{"__replay_error__"'):
-                    info = json.loads(msg.value)
-                    await dead_letter(
-                        None, msg.value, RecordError(info["__replay_error__"], info["detail"])
-                    )
-                else:
-                    messages.append(msg)
-            report = await processor.process(messages)
-            summary.written += report.new
-            summary.duplicates += report.duplicates
-            summary.unclassifiable += report.unclassifiable
-            for key, msg in batch:  # checkpoint after the write: resumable
-                done[key] = max(done.get(key, 0), msg.offset + 1)
-            r.hset(progress_key, mapping=done)
-            summary.rows += len(batch)
-            bar.update(len(batch))
-            batch.clear()
-
-        for n, item in enumerate(source, 1):
-            batch.append(item)
-            if len(batch) >= settings.max_batch:
-                await flush()
-            if rate > 0:
-                ahead = t0 + n / rate - time.monotonic()
-                if ahead > 0:
-                    await asyncio.sleep(ahead)
-        if batch:
-            await flush()
-        bar.close()
-        summary.seconds = time.monotonic() - t0
-        await processor.fetcher.aclose()
-        await processor.store.aclose()
-        processor.close()
-
-    asyncio.run(main())
+    checkpoint = Checkpoint(r, progress_key, dict(skip))
+    asyncio.run(_drain(settings, source, total, summary, dead_letter, checkpoint, rate, progress))
     r.hset(
         f"{prefix}:meta",
         mapping={"finished_at": datetime.now(UTC).isoformat(), "summary": summary.line()},
     )
     return summary
+
+
+@dataclass
+class Checkpoint:
+    """Per source partition (or file), the next offset to replay; kept in Redis."""
+
+    client: Any
+    key: str
+    done: dict[str, int]
+
+    def advance(self, batch: list[tuple[str, Message]]) -> None:
+        """After the batch's write: the replay resumes after it."""
+        for key, msg in batch:
+            self.done[key] = max(self.done.get(key, 0), msg.offset + 1)
+        self.client.hset(self.key, mapping=self.done)  # type: ignore[arg-type]
+
+
+async def _drain(settings, source, total, summary, dead_letter, checkpoint, rate, progress):
+    """Every message of ``source`` through the batch code, in batches of ``max_batch``."""
+    from .pipeline import BatchProcessor
+
+    processor = await BatchProcessor.from_settings(settings, dead_letter)
+    bar = tqdm(total=total, desc=f"replay {summary.run_id}", unit="post", disable=not progress)
+    t0 = time.monotonic()
+    batch: list[tuple[str, Message]] = []
+
+    async def flush() -> None:
+        messages = []
+        for _, msg in batch:
+            if msg.value and msg.value.startswith(b'{"__replay_error__"'):
+                info = json.loads(msg.value)
+                error = RecordError(info["__replay_error__"], info["detail"])
+                await dead_letter(None, msg.value, error)
+            else:
+                messages.append(msg)
+        report = await processor.process(messages)
+        summary.written += report.new
+        summary.duplicates += report.duplicates
+        summary.unclassifiable += report.unclassifiable
+        checkpoint.advance(batch)  # after the write: resumable
+        summary.rows += len(batch)
+        bar.update(len(batch))
+        batch.clear()
+
+    pacer = Pacer(rate)
+    for item in source:
+        batch.append(item)
+        if len(batch) >= settings.max_batch:
+            await flush()
+        await pacer.wait_async()
+    if batch:
+        await flush()
+    bar.close()
+    summary.seconds = time.monotonic() - t0
+    await processor.fetcher.aclose()
+    await processor.store.aclose()
+    processor.close()

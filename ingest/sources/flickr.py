@@ -17,7 +17,7 @@ import httpx
 
 from .. import metrics as m
 from ..record import Post, RecordError, make_post
-from ..settings import Settings
+from ..settings import SettingError, Settings
 
 log = logging.getLogger("emostream.ingest.flickr")
 EXTRAS = "description,date_upload,owner_name,url_m,tags"
@@ -51,7 +51,7 @@ def post_of(photo: dict, channel: str) -> Post:
 class FlickrSource:
     def __init__(self, settings: Settings, client: httpx.Client | None = None) -> None:
         if not settings.flickr_api_key:
-            raise ValueError("Flickr needs EMOSTREAM_FLICKR_API_KEY")
+            raise SettingError("Flickr needs EMOSTREAM_FLICKR_API_KEY (a Flickr API key)")
         self.settings = settings
         self.client = client or httpx.Client(timeout=20.0)
         self.min_interval = 3600.0 / max(1, settings.flickr_requests_per_hour)

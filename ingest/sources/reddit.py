@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import praw
 
 from ..record import Post, make_post
-from ..settings import Settings
+from ..settings import SettingError, Settings
 
 log = logging.getLogger("emostream.ingest.reddit")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".webp")
@@ -83,7 +83,7 @@ def post_of(submission) -> Post:
 class RedditSource:
     def __init__(self, settings: Settings, **praw_kwargs) -> None:
         if not settings.reddit_client_id or not settings.reddit_client_secret:
-            raise ValueError(
+            raise SettingError(
                 "Reddit needs EMOSTREAM_REDDIT_CLIENT_ID and EMOSTREAM_REDDIT_CLIENT_SECRET "
                 "(a 'script' app at reddit.com/prefs/apps)"
             )

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import csv
 import json
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -139,22 +138,6 @@ def to_post(
         meta=meta,
         run_id=run_id,
     )
-
-
-class Pacer:
-    """Sleeps so that calls happen at ``rate`` per second (0: as fast as possible)."""
-
-    def __init__(self, rate: float) -> None:
-        self.rate = rate
-        self.start = time.monotonic()
-        self.n = 0
-
-    def wait(self) -> None:
-        self.n += 1
-        if self.rate > 0:
-            ahead = self.start + self.n / self.rate - time.monotonic()
-            if ahead > 0:
-                time.sleep(ahead)
 
 
 def replay(
