@@ -44,6 +44,7 @@ test: $(STAMP) lint typecheck
 bench: $(STAMP)
 	$(BIN)/python bench/encoders.py
 	$(BIN)/python bench/model_limit.py
+	$(BIN)/python bench/model_versions.py
 	$(BIN)/python bench/image_path.py
 	$(BIN)/python bench/cpu_contention.py
 	$(BIN)/python bench/broker_delivery.py

@@ -12,9 +12,12 @@ torchvision for machines that can download its weights.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -122,6 +125,52 @@ TEXT_BACKBONES: dict[str, TextBackbone] = {
         build=_minilm,
     ),
 }
+
+
+# Fine-tuned encoders: the base weights of a package plus a delta shipped beside the cards
+# (``model/weights/<name>.safetensors``). Their version is the base's plus the delta's hash.
+DELTAS_DIR = Path(__file__).resolve().parent / "weights"
+
+
+def delta_version(base: str, delta: Path) -> str:
+    return f"{base}+ft-{hashlib.sha256(delta.read_bytes()).hexdigest()[:8]}"
+
+
+def _minilm_finetuned(delta: Path, device: torch.device):
+    from .text_model import finetuned_encoder
+
+    return finetuned_encoder(delta, device)
+
+
+def _efficientnet_finetuned(delta: Path) -> nn.Module:
+    from .image_model import finetuned_image_net
+
+    return finetuned_image_net(delta)
+
+
+def finetuned_text(name: str, delta: Path) -> TextBackbone:
+    base = TEXT_BACKBONES["all-minilm-l6-v2"]
+    version = delta_version(base.version, delta)
+    return TextBackbone(name, base.dim, version, base.max_chars, partial(_minilm_finetuned, delta))
+
+
+def finetuned_image(name: str, delta: Path) -> ImageBackbone:
+    base = IMAGE_BACKBONES["efficientnet-lite0"]
+    version = delta_version(base.version, delta)
+    build = partial(_efficientnet_finetuned, delta)
+    return ImageBackbone(name, base.dim, version, base.transform, build)
+
+
+def _register_deltas() -> None:
+    for path in sorted(DELTAS_DIR.glob("*.text-delta.safetensors")):
+        name = path.name.removesuffix(".text-delta.safetensors")
+        TEXT_BACKBONES[name] = finetuned_text(name, path)
+    for path in sorted(DELTAS_DIR.glob("*.image-delta.safetensors")):
+        name = path.name.removesuffix(".image-delta.safetensors")
+        IMAGE_BACKBONES[name] = finetuned_image(name, path)
+
+
+_register_deltas()
 
 
 def image_backbone(name: str) -> ImageBackbone:

@@ -15,7 +15,6 @@ from dataclasses import asdict, dataclass
 import torch
 
 from .encoder import IMAGE, TEXT, EncodedBatch, Encoder, PostInput, pick_device
-from .labels import EMOTIONS, SENTIMENTS
 from .weights import Weights
 
 
@@ -42,6 +41,11 @@ class EmotionClassifier:
         self.device = pick_device(device)
         self.model, self.card = weights.load(self.device)
         self.version: str = self.card["version"]
+        self.emotions: tuple[str, ...] = tuple(self.card["heads"]["emotion"])
+        self.sentiments: tuple[str, ...] = tuple(self.card["heads"]["sentiment"])
+        calibration = self.card.get("calibration", {})
+        self.temperature = {h: calibration.get(h, {}).get("temperature", 1.0) for h in HEADS}
+        """Per head, the logits are divided by this before the softmax (calibrated scores)."""
         enc = self.card["encoders"]
         self.encoder = Encoder(enc["image"], enc["text"], self.device, precision=precision)
         if self.encoder.version != enc["version"]:
@@ -59,8 +63,8 @@ class EmotionClassifier:
         """Predictions for an encoded batch; None for a post with no modality at all."""
         dev = self.device
         out = self.model(batch.text.to(dev), batch.image.to(dev), batch.mask.to(dev))
-        emo = out.logits["emotion"].float().softmax(-1).cpu()
-        sen = out.logits["sentiment"].float().softmax(-1).cpu()
+        emo = (out.logits["emotion"].float() / self.temperature["emotion"]).softmax(-1).cpu()
+        sen = (out.logits["sentiment"].float() / self.temperature["sentiment"]).softmax(-1).cpu()
         preds: list[Prediction | None] = []
         for i in range(len(batch)):
             m = batch.mask[i]
@@ -70,15 +74,20 @@ class EmotionClassifier:
             mods = tuple(n for n, j in (("text", TEXT), ("image", IMAGE)) if m[j])
             preds.append(
                 Prediction(
-                    label=EMOTIONS[int(emo[i].argmax())],
-                    emotions={e: round(float(p), 5) for e, p in zip(EMOTIONS, emo[i], strict=True)},
-                    sentiment=SENTIMENTS[int(sen[i].argmax())],
-                    sentiments={
-                        s: round(float(p), 5) for s, p in zip(SENTIMENTS, sen[i], strict=True)
-                    },
+                    label=self.emotions[int(emo[i].argmax())],
+                    emotions=_rounded(self.emotions, emo[i]),
+                    sentiment=self.sentiments[int(sen[i].argmax())],
+                    sentiments=_rounded(self.sentiments, sen[i]),
                     modalities=mods,
                     image_status=batch.image_status[i],
                     model_version=self.version,
                 )
             )
         return preds
+
+
+HEADS = ("emotion", "sentiment")
+
+
+def _rounded(names: tuple[str, ...], probs: torch.Tensor) -> dict[str, float]:
+    return {n: round(float(p), 5) for n, p in zip(names, probs, strict=True)}

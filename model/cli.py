@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections import Counter
@@ -21,11 +22,20 @@ REPORTS = Path(__file__).resolve().parent / "reports"
 SAMPLE = Path(__file__).resolve().parent / "sample"
 
 
+SERVED_TEXT = "emostream-v2-minilm"
+SERVED_IMAGE = "emostream-v2-effnet-lite0"
+"""The fine-tuned encoders the served model is trained on (deltas in model/weights/)."""
+
+
 def _cache(args):
+    from .backbones import IMAGE_BACKBONES, TEXT_BACKBONES
     from .encoder import Encoder
     from .feature_cache import FeatureCache
 
-    return FeatureCache(Encoder(device=args.device), args.cache_dir)
+    text = args.text_encoder or (SERVED_TEXT if SERVED_TEXT in TEXT_BACKBONES else None)
+    image = args.image_encoder or (SERVED_IMAGE if SERVED_IMAGE in IMAGE_BACKBONES else None)
+    encoder = Encoder(image or "efficientnet-lite0", text or "all-minilm-l6-v2", args.device)
+    return FeatureCache(encoder, args.cache_dir)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -43,14 +53,32 @@ def _common(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if present)")
     p.add_argument("--datasets", nargs="+", default=None, help="a subset of the datasets")
+    p.add_argument(
+        "--text-encoder",
+        default=None,
+        help=f"text backbone (default: {SERVED_TEXT} if shipped, else all-minilm-l6-v2)",
+    )
+    p.add_argument(
+        "--image-encoder",
+        default=None,
+        help=f"image backbone (default: {SERVED_IMAGE} if shipped, else efficientnet-lite0)",
+    )
+
+
+def model_version(weights: Path, encoder_version: str) -> str:
+    """``v2-<8 hex>``: a hash of the head file and of the encoders' base + delta versions."""
+    import hashlib
+
+    digest = hashlib.sha256(weights.read_bytes() + encoder_version.encode()).hexdigest()
+    return f"v2-{digest[:8]}"
 
 
 def cmd_train(args) -> int:
-    from .checkpoint import save_checkpoint
-    from .datasets import DATASETS
-    from .served import compact, evaluate_served, train_served, write_report
+    from .checkpoint import load_checkpoint, save_checkpoint
+    from .datasets import DATASETS, default_data_dir
+    from .served import calibrate, evaluate_served, train_served, write_report
     from .training import TrainConfig
-    from .weights import WEIGHTS_DIR, file_version
+    from .weights import WEIGHTS_DIR
 
     cache = _cache(args)
     datasets = tuple(args.datasets or DATASETS)
@@ -62,45 +90,47 @@ def cmd_train(args) -> int:
         seed=args.seed,
     )
     model, info = train_served(
-        cache,
-        args.data_dir,
-        datasets,
-        cfg,
-        hidden=args.hidden,
-        dropout=args.dropout,
-        balance=args.balance,
+        cache, args.data_dir, datasets, cfg, args.hidden, dropout=args.dropout, balance=args.balance
     )
-    out = Path(args.out or WEIGHTS_DIR / "emostream-commonspace-v1.safetensors")
+    out = Path(args.out or WEIGHTS_DIR / "emostream-commonspace-v2.safetensors")
     save_checkpoint(model, out, {"encoders": cache.encoder.version})
-    from .checkpoint import load_checkpoint
-
     reloaded, _ = load_checkpoint(out)  # the card's metrics are those of the file as shipped
-    metrics = evaluate_served(reloaded, cache, args.data_dir, datasets, REPORTS / "served")
-    write_report(metrics, REPORTS / "served", "Served model, test splits")
-    from .labels import EMOTIONS, SENTIMENTS
+    reports = REPORTS / "served"
+    metrics = evaluate_served(reloaded, cache, args.data_dir, datasets, reports)
+    meta = {"data_dir": str(args.data_dir or default_data_dir()), "split": "test"}
+    write_report(metrics, reports, "Served model, test splits", meta)
+    calibration = calibrate(reloaded, cache, args.data_dir, datasets, reports)
+    card = _card(out, cache, info, metrics, calibration)
+    card_path = out.with_name(out.name.removesuffix(".safetensors") + ".card.json")
+    card_path.write_text(json.dumps(card, indent=1) + "\n")
+    print((reports / "served.md").read_text())
+    print(json.dumps(calibration, indent=1))
+    print(f"wrote {out} ({out.stat().st_size // 1024} KiB) and {card_path}; {card['version']}")
+    return 0
 
-    card = {
+
+def _card(out: Path, cache, info: dict, metrics: dict, calibration: dict) -> dict:
+    from .labels import EMOTIONS, SENTIMENTS
+    from .served import compact
+
+    enc = cache.encoder
+    return {
         "name": out.name.removesuffix(".safetensors"),
-        "version": file_version(out, "cs1"),
+        "version": model_version(out, enc.version),
         "kind": "commonspace",
         "heads": {"emotion": list(EMOTIONS), "sentiment": list(SENTIMENTS)},
         "encoders": {
-            "image": cache.encoder.image_backbone.name,
-            "text": cache.encoder.text_backbone.name,
-            "version": cache.encoder.version,
+            "image": enc.image_backbone.name,
+            "text": enc.text_backbone.name,
+            "version": enc.version,
         },
         "training": info,
+        "calibration": calibration,
         "metrics": compact(metrics),
-        "metrics_note": "test splits of ../shared/data; accuracy restricted to the classes "
-        "each dataset has; bootstrap 95% intervals (1000 resamples)",
+        "metrics_note": "test splits of ../shared/data; served heads restricted to the "
+        "classes each dataset has, 'own head' = the dataset's training head; bootstrap 95% "
+        "intervals (1000 resamples); calibration: temperature fitted on val, ECE on test",
     }
-    card_path = out.with_name(out.name.removesuffix(".safetensors") + ".card.json")
-    card_path.write_text(json.dumps(card, indent=1) + "\n")
-    print((REPORTS / "served" / "served.md").read_text())
-    print(
-        f"wrote {out} ({out.stat().st_size // 1024} KiB) and {card_path}; version {card['version']}"
-    )
-    return 0
 
 
 def cmd_eval(args) -> int:
@@ -113,27 +143,53 @@ def cmd_eval(args) -> int:
         from .paper import run
         from .training import TrainConfig
 
-        out = args.out or REPORTS / "paper"
+        version = cache.encoder.version
+        if args.update_reports:
+            out = REPORTS / ("paper" if "+ft-" not in version else "paper-finetuned")
+        else:
+            out = Path(args.out or default_reports_dir() / "paper" / version / args.split)
         run(
             args.data_dir,
-            Path(out),
+            out,
             cache,
             datasets,
             tuple(args.kinds or KINDS),
             TrainConfig(seed=args.seed),
+            split=args.split,
+            models_dir=default_reports_dir().parent / "paper-models" / version,
         )
-        print((Path(out) / "paper.md").read_text())
+        print((out / "paper.md").read_text())
+        print(f"report in {out}")
         return 0
+    return _eval_served(args, cache, datasets)
+
+
+def default_reports_dir() -> Path:
+    """Where ``eval`` writes unless told otherwise: outside the checkout."""
+    env = os.environ.get("EMOSTREAM_REPORTS_DIR")
+    return Path(env) if env else Path.home() / ".cache" / "emostream" / "reports"
+
+
+def _eval_served(args, cache, datasets) -> int:
     from .checkpoint import load_checkpoint
+    from .datasets import default_data_dir
     from .served import evaluate_served, write_report
     from .weights import Weights
 
-    path = args.checkpoint or Weights.DEFAULT.path
+    path = Path(args.checkpoint or Weights.DEFAULT.path)
     model, _ = load_checkpoint(path)
-    out = Path(args.out or REPORTS / "served")
-    metrics = evaluate_served(model, cache, args.data_dir, datasets, out)
-    write_report(metrics, out, f"{Path(path).name}, test splits")
+    version = model_version(path, cache.encoder.version)
+    data_dir = Path(args.data_dir or default_data_dir()).resolve()
+    if args.update_reports:
+        out = REPORTS / "served"
+    else:
+        out = Path(args.out or default_reports_dir() / version / args.split)
+    metrics = evaluate_served(model, cache, data_dir, datasets, out, split=args.split)
+    title = f"{path.name} (model {version}), {data_dir}, split {args.split}"
+    meta = {"data_dir": str(data_dir), "split": args.split, "model_version": version}
+    write_report(metrics, out, title, meta)
     print((out / "served.md").read_text())
+    print(f"report in {out}")
     return 0
 
 
@@ -226,7 +282,23 @@ def add_commands(sub) -> None:
     p.add_argument("--paper", action="store_true", help="train and compare every paper model")
     p.add_argument("--kinds", nargs="+", default=None, help="with --paper: a subset of models")
     p.add_argument("--checkpoint", type=Path, default=None, help="default: the shipped weights")
-    p.add_argument("--out", type=Path, default=None, help="report folder")
+    p.add_argument(
+        "--split",
+        default="test",
+        help="split to score: any value of the split column of posts.csv (default: test)",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="report folder (default: $EMOSTREAM_REPORTS_DIR or ~/.cache/emostream/reports"
+        "/<model version>/<split>)",
+    )
+    p.add_argument(
+        "--update-reports",
+        action="store_true",
+        help="write into model/reports/served, the reports kept in the repository",
+    )
     p.add_argument("--seed", type=int, default=20261124)
     p.set_defaults(func=cmd_eval)
 

@@ -118,9 +118,12 @@ class Dataset:
         return items
 
     def split(self, split: str) -> list[Item]:
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}, not {split!r}")
-        return [i for i in self.items if i.split == split]
+        """Items of one split: any value of the ``split`` column (train, val, test, ...)."""
+        out = [i for i in self.items if i.split == split]
+        if not out:
+            present = sorted({i.split for i in self.items})
+            raise ValueError(f"{self.name} has no split {split!r}; it has {present}")
+        return out
 
     def label_index(self, label: str) -> int:
         return self.labels.index(label)

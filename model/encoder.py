@@ -10,6 +10,7 @@ which case it is reported in ``empty`` and the caller decides.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -91,7 +92,7 @@ class Encoder:
         """Texts per forward pass (same bench: 101 / 137 / 146 / 116 texts/s at 1 / 8 / 16
         / 32 on CPU)."""
         self._image_net: torch.nn.Module | None = None
-        self._text_fn = None
+        self._text_fn: Callable[[list[str], int], torch.Tensor] | None = None
 
     @property
     def version(self) -> str:

@@ -33,7 +33,7 @@ def condition_mask(mask: torch.Tensor, condition: str) -> tuple[torch.Tensor, to
 
 
 def confusion(y_true: np.ndarray, y_pred: np.ndarray, n: int) -> np.ndarray:
-    cm = np.zeros((n, n), dtype=np.int64)
+    cm: np.ndarray = np.zeros((n, n), dtype=np.int64)
     np.add.at(cm, (y_true, y_pred), 1)
     return cm
 

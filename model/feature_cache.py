@@ -2,12 +2,15 @@
 
 One safetensors file per (encoder version, dataset) under the cache directory
 (``$EMOSTREAM_CACHE_DIR``, default ``.cache/features`` in the checkout), holding a text and
-an image feature row per item, a mask, and the item ids (in the file's metadata). Asking
-for items that are not in the file encodes only those, with a progress bar, and rewrites it.
+an image feature row per item, a mask, and the item keys (in the file's metadata). A key
+is the item id plus a hash of the item's content (its text and its image file's bytes), so
+an edited post or a replaced picture is encoded afresh, never served stale. Asking for
+items that are not in the file encodes only those, with a progress bar, and rewrites it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -47,6 +50,14 @@ class Features:
         )
 
 
+def content_key(item: Item) -> str:
+    """``<id>:<12 hex>``: the id and a hash of the text and the image file's bytes."""
+    h = hashlib.sha256(item.text.encode("utf-8"))
+    if item.image_path is not None:
+        h.update(b"\0" + item.image_path.read_bytes())
+    return f"{item.id}:{h.hexdigest()[:12]}"
+
+
 class FeatureCache:
     def __init__(self, encoder: Encoder, cache_dir: Path | None = None, batch_size: int = 64):
         self.encoder = encoder
@@ -76,10 +87,11 @@ class FeatureCache:
             raise ValueError(f"items of one dataset at a time, got {sorted(datasets)}")
         dataset = datasets.pop()
         index, tensors = self._read(dataset)
-        missing = [it for it in dict.fromkeys(items) if it.id not in index]
+        keys = {it: content_key(it) for it in dict.fromkeys(items)}
+        missing = [it for it, k in keys.items() if k not in index]
         if missing:
             new = self._encode(missing, progress, dataset)
-            ids = list(index) + [it.id for it in missing]
+            ids = list(index) + [keys[it] for it in missing]
             if tensors:
                 tensors = {k: torch.cat([tensors[k], new[k]]) for k in new}
             else:
@@ -89,7 +101,7 @@ class FeatureCache:
             tmp = self._path(dataset).with_suffix(".tmp")
             save_file(tensors, tmp, metadata={"ids": json.dumps(ids)})
             tmp.replace(self._path(dataset))
-        rows = torch.tensor([index[it.id] for it in items])
+        rows = torch.tensor([index[keys[it]] for it in items])
         return Features(
             [it.key for it in items],
             tensors["text"][rows],
@@ -113,7 +125,8 @@ class FeatureCache:
                 mask[[start + i for i in t_rows], TEXT] = 1
             i_rows = [i for i, it in enumerate(chunk) if it.has_image]
             if i_rows:
-                pics = [self.encoder.decode(chunk[i].image_path.read_bytes()) for i in i_rows]
+                paths = [chunk[i].image_path for i in i_rows]
+                pics = [self.encoder.decode(p.read_bytes()) for p in paths if p is not None]
                 feats = self.encoder.encode_images(pics, self.batch_size // 2)
                 image[[start + i for i in i_rows]] = feats
                 mask[[start + i for i in i_rows], IMAGE] = 1

@@ -161,7 +161,7 @@ class JointFusion(FusionModel):
         v = self.image_projection(v)
         if self.text_projection is not None:
             t = self.text_projection(t)
-        if self.norm_text is not None:
+        if self.norm_text is not None and self.norm_image is not None:
             t, v = self.norm_text(t), self.norm_image(v)
         return t * mt, v * mi
 

@@ -18,6 +18,7 @@ import argparse
 import io
 import json
 import random
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +37,9 @@ from .text_finetune import class_weights
 
 IMAGE_DATASETS = ("emotion6", "mvsa-single", "twitter-ii")
 SAMPLING_POWER = 0.7
-VIEWS = 4
+VIEWS = 3
+PASS = 4
+"""Pictures per forward pass through the frozen stages."""
 CROP = 224
 HEAD_SCALE = 1.0
 
@@ -61,7 +64,7 @@ class ImagePart:
     targets: torch.Tensor  # (N * views, classes)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def cache_lower(net, dataset: str, split: str, data_dir: Path, n_views: int, limit=None):
     ds = Dataset.load(dataset, data_dir)
     items = [it for it in ds.split(split) if it.has_image]
@@ -72,9 +75,11 @@ def cache_lower(net, dataset: str, split: str, data_dir: Path, n_views: int, lim
     feats, targets = [], []
     for start in tqdm(range(0, len(items), 16), desc=f"early stages {dataset}/{split}"):
         chunk = items[start : start + 16]
-        pics = [v for it in chunk for v in views(it.image_path.read_bytes(), n_views, rng)]
-        x = norm(torch.from_numpy(np.stack(pics)))
-        feats.append(net.lower(x).to(torch.float16))
+        paths = [it.image_path for it in chunk if it.image_path is not None]
+        pics = [v for p in paths for v in views(p.read_bytes(), n_views, rng)]
+        x = norm(torch.from_numpy(np.stack(pics)))  # channels_last, as the net
+        for s in range(0, len(x), PASS):  # small passes are fastest on CPU (bench/encoders.py)
+            feats.append(net.lower(x[s : s + PASS]).to(torch.float16).contiguous())
         for it in chunk:
             t = torch.zeros(len(ds.labels))
             t[ds.label_index(it.label)] = 1.0
@@ -117,11 +122,11 @@ def validate(net, heads, val: dict[str, ImagePart]) -> dict[str, dict]:
 
 @dataclass(frozen=True)
 class ImageFinetuneConfig:
-    steps: int = 1500
+    steps: int = 1200
     batch_size: int = 32
     lr: float = 3e-4
     head_lr: float = 3e-3
-    eval_every: int = 250
+    eval_every: int = 200
     views: int = VIEWS
     seed: int = 20261201
     train_limit: int | None = None
@@ -147,7 +152,7 @@ def _plan(train: dict[str, ImagePart], cfg: ImageFinetuneConfig) -> list[tuple[s
 
 def finetune(out: Path, cfg: ImageFinetuneConfig, data_dir: Path) -> dict:
     torch.manual_seed(cfg.seed)
-    net = EfficientNetLite().eval()
+    net = EfficientNetLite().eval().to(memory_format=torch.channels_last)
     train = {
         d: cache_lower(net, d, "train", data_dir, cfg.views, cfg.train_limit)
         for d in IMAGE_DATASETS
@@ -228,12 +233,26 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=ImageFinetuneConfig.steps)
     ap.add_argument("--eval-every", type=int, default=ImageFinetuneConfig.eval_every)
     ap.add_argument("--train-limit", type=int, default=None, help="images per dataset (smoke)")
+    ap.add_argument(
+        "--ship",
+        default=None,
+        metavar="NAME",
+        help="copy the best delta to model/weights/NAME.image-delta.safetensors (the served "
+        "model uses emostream-v2-effnet-lite0)",
+    )
     args = ap.parse_args(argv)
     cfg = ImageFinetuneConfig(
         steps=args.steps, eval_every=args.eval_every, train_limit=args.train_limit
     )
     state = finetune(args.out, cfg, args.data_dir or default_data_dir())
     print(json.dumps(max(state["history"], key=lambda h: h["score"]), indent=1))
+    print(f"wall time {state['wall_s'] / 60:.1f} min of training (after caching)")
+    if args.ship:
+        from .backbones import DELTAS_DIR
+
+        target = DELTAS_DIR / f"{args.ship}.image-delta.safetensors"
+        shutil.copyfile(args.out / "best.image-delta.safetensors", target)
+        print(f"shipped {target}")
     return 0
 
 

@@ -87,3 +87,10 @@ class EfficientNetLite(nn.Module):
         if unknown:
             raise ValueError(f"{path}: keys not in EfficientNet-Lite0: {unknown[:3]}")
         self.net.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=False)
+
+
+def finetuned_image_net(delta: Path) -> nn.Module:
+    """EfficientNet-Lite0 with the fine-tuned stages of ``delta``: (B,3,H,W) -> (B,1280)."""
+    net = EfficientNetLite()
+    net.load_delta(delta)
+    return net.eval()

@@ -17,7 +17,8 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from .datasets import DATASETS, Dataset
+from .checkpoint import load_checkpoint, save_checkpoint
+from .datasets import DATASETS, Dataset, default_data_dir
 from .evaluation import condition_mask, fmt, plot_confusion, scores
 from .feature_cache import FeatureCache, Features
 from .fusion import KINDS, FusionConfig, build
@@ -86,15 +87,25 @@ def run(
     datasets=DATASETS,
     kinds=KINDS,
     cfg: TrainConfig = TrainConfig(),
+    split: str = "test",
+    models_dir: Path | None = None,
 ) -> dict:
+    """Scores on ``split``. Trained models are kept in ``models_dir`` (per encoder version):
+    a second run, e.g. on another split, loads them instead of training again."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    results: dict = {"config": cfg.__dict__, "encoder": cache.encoder.version, "datasets": {}}
+    results: dict = {
+        "config": cfg.__dict__,
+        "encoder": cache.encoder.version,
+        "split": split,
+        "data_dir": str(data_dir or default_data_dir()),
+        "datasets": {},
+    }
     for name in tqdm(datasets, desc="datasets", unit="dataset"):
         ds = Dataset.load(name, data_dir)
-        data = {s: split_data(ds, cache, s) for s in ("train", "val", "test")}
-        test_f, test_y = data["test"]
+        data = {s: split_data(ds, cache, s) for s in dict.fromkeys(("train", "val", split))}
+        test_f, test_y = data[split]
         entry: dict = {"labels": list(ds.labels), "n_test": len(test_y), "models": {}}
-        runs = [(k, cfg, {}) for k in kinds]
+        runs: list[tuple[str, TrainConfig, dict]] = [(k, cfg, {}) for k in kinds]
         if name in PAIRED and "commonspace" in kinds:
             runs.append(("commonspace+mdrop", replace(cfg, modality_dropout=0.3), {}))
             # the paper's exact head: image projected, text vector as is, no normalisation
@@ -105,8 +116,10 @@ def run(
             kind = label.split(" ")[0].split("+")[0]
             if len(ds.modalities) == 1 and kind in ("text", "image") and kind not in ds.modalities:
                 continue
-            model, history = train_one(kind, ds, data, run_cfg, options)
-            per_cond = {}
+            slug = label.replace(" ", "_").replace("(", "").replace(")", "")
+            saved = models_dir / name / f"{slug}.safetensors" if models_dir else None
+            model, history = _trained(saved, kind, ds, data, run_cfg, options)
+            per_cond: dict[str, dict | None] = {}
             for cond in conditions_for(ds):
                 if not applicable(kind, ds, cond):
                     per_cond[cond] = None
@@ -126,11 +139,23 @@ def run(
     return results
 
 
+def _trained(saved: Path | None, kind, ds, data, cfg, options):
+    """The model trained on ``train`` (best epoch on ``val``), from ``saved`` if there."""
+    if saved is not None and saved.is_file():
+        model, meta = load_checkpoint(saved)
+        return model, meta.get("history", [])
+    model, history = train_one(kind, ds, data, cfg, options)
+    if saved is not None:
+        save_checkpoint(model, saved, {"history": history})
+    return model, history
+
+
 def markdown(results: dict) -> str:
     ds_names = list(results["datasets"])
+    split = results.get("split", "test")
     kinds = [k for k in KINDS]
     lines = [
-        "### Every model on every dataset (test accuracy [bootstrap 95% CI], macro-F1)",
+        f"### Every model on every dataset ({split} accuracy [bootstrap 95% CI], macro-F1)",
         "",
         "| model | " + " | ".join(f"{d} ({'+'.join(_mods(d))})" for d in ds_names) + " |",
         "|---|" + "---|" * len(ds_names),
@@ -146,7 +171,7 @@ def markdown(results: dict) -> str:
     if paired:
         lines += [
             "",
-            "### Missing modality (test accuracy [95% CI]; "
+            f"### Missing modality ({split} accuracy [95% CI]; "
             "each model given both, text only, image only)",
             "",
             "| model | "
@@ -164,7 +189,8 @@ def markdown(results: dict) -> str:
             lines.append(f"| {k} | " + " | ".join(cells) + " |")
     lines += [
         "",
-        f"Encoders: `{results['encoder']}` (frozen). `commonspace+mdrop`: common-space fusion "
+        f"Encoders: `{results['encoder']}`; data: `{results.get('data_dir', '')}`, split "
+        f"`{split}`. `commonspace+mdrop`: common-space fusion "
         "trained with modality dropout 0.3. `(paper head)`: the paper's exact joint head (image "
         "projected to the text space, text vector as is, no normalisation); the other joint and "
         "common-space rows project both vectors and LayerNorm them before pooling. "

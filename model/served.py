@@ -1,10 +1,13 @@
 """The served model: one common-space fusion model over every dataset.
 
-Two heads: ``emotion`` (Ekman-6 distribution) and ``sentiment`` (negative / neutral /
-positive). Every dataset supervises the heads it has labels for (``targets.py``); the
-image-text pairs of mvsa-single and twitter-ii drive the ranking loss (negatives are
-posts of another sentiment). Datasets are weighted so each contributes in proportion to
-the square root of its size (GoEmotions would otherwise drown the rest).
+Two served heads: ``emotion`` (Ekman-6 + neutral) and ``sentiment`` (negative / neutral /
+positive). Every dataset supervises the served heads it has labels for (``targets.py``)
+and, besides, a head of its own over its own label space (``ds_<dataset>``), so no
+dataset has to squeeze its labels into another's during training. The image-text pairs
+of mvsa-single and twitter-ii drive the ranking loss (negatives are posts of another
+sentiment). Datasets are weighted so each contributes in proportion to the square root
+of its size (GoEmotions would otherwise drown the rest), and inside a dataset classes are
+weighted by the inverse square root of their frequency.
 
 Evaluation scores each dataset on the head its labels speak to, with the prediction
 restricted to the classes that dataset can have (e.g. reddit-emotions: anger, disgust,
@@ -24,7 +27,7 @@ from .datasets import DATASETS, Dataset, Item
 from .evaluation import condition_mask, plot_confusion, scores
 from .feature_cache import FeatureCache, Features
 from .fusion import FusionConfig, FusionModel, build
-from .labels import EMOTIONS, SENTIMENTS, emotion_of
+from .labels import EKMAN, EMOTIONS, SENTIMENTS, emotion_of
 from .paper import PAIRED, conditions_for
 from .targets import emotion_target, sentiment_target
 from .training import TrainConfig, TrainingSet, predict, seed_everything, train
@@ -34,31 +37,65 @@ HEADS = {"emotion": len(EMOTIONS), "sentiment": len(SENTIMENTS)}
 
 @dataclass(frozen=True)
 class Task:
-    """How a dataset is scored against the served model."""
+    """How a dataset is scored against a head of the served model."""
 
     head: str
     classes: tuple[str, ...]
+    names: tuple[str, ...]
+    """The head's output classes (``classes`` is the subset the dataset can have)."""
 
     def truth(self, item: Item) -> str | None:
-        if self.head == "sentiment":
+        if self.head in ("sentiment",) or self.head.startswith("ds_"):
             return item.label
         return emotion_of(item.dataset, item.label)
 
 
 TASKS: dict[str, Task] = {
-    "reddit-emotions": Task("emotion", ("anger", "disgust", "fear", "joy")),
-    "flickr-fi-text": Task("emotion", EMOTIONS),
-    "goemotions": Task("emotion", EMOTIONS),  # rows labelled neutral are skipped
-    "emotion6": Task("emotion", EMOTIONS),
-    "mvsa-single": Task("sentiment", SENTIMENTS),
-    "twitter-ii": Task("sentiment", ("negative", "positive")),
+    "reddit-emotions": Task("emotion", ("anger", "disgust", "fear", "joy"), EMOTIONS),
+    "flickr-fi-text": Task("emotion", EKMAN, EMOTIONS),
+    "goemotions": Task("emotion", EMOTIONS, EMOTIONS),  # Ekman + neutral, every row
+    "emotion6": Task("emotion", EKMAN, EMOTIONS),
+    "mvsa-single": Task("sentiment", SENTIMENTS, SENTIMENTS),
+    "twitter-ii": Task("sentiment", ("negative", "positive"), SENTIMENTS),
 }
 
 
-def training_set(items: list[Item], features: Features, balance: float = 0.5) -> TrainingSet:
+def dataset_head(name: str) -> str:
+    return "ds_" + name.replace("-", "_")
+
+
+def dataset_task(name: str, data_dir: Path | None = None) -> Task:
+    """Scoring on the dataset's own head (its own label space)."""
+    labels = Dataset.load(name, data_dir).labels
+    return Task(dataset_head(name), labels, labels)
+
+
+def heads_for(datasets, data_dir: Path | None = None) -> dict[str, int]:
+    return dict(HEADS) | {dataset_head(d): len(Dataset.load(d, data_dir).labels) for d in datasets}
+
+
+def dataset_target(item: Item, labels: tuple[str, ...]) -> np.ndarray:
+    """One-hot over the dataset's labels (GoEmotions: all of a comment's Ekman labels)."""
+    names = [item.label]
+    if item.dataset == "goemotions":
+        names = [e for e in item.extra.get("ekman_labels", "").split("|") if e in labels]
+    t: np.ndarray = np.zeros(len(labels), dtype=np.float32)
+    for n in names or [item.label]:
+        t[labels.index(n)] += 1.0
+    return t / t.sum()
+
+
+def training_set(
+    items: list[Item],
+    features: Features,
+    heads: dict[str, int],
+    labels: tuple[str, ...],
+    balance: float = 0.5,
+) -> TrainingSet:
     n = len(items)
-    targets = {h: torch.zeros(n, c) for h, c in HEADS.items()}
-    has = {h: torch.zeros(n, dtype=torch.bool) for h in HEADS}
+    own = dataset_head(items[0].dataset)
+    targets = {h: torch.zeros(n, c) for h, c in heads.items()}
+    has = {h: torch.zeros(n, dtype=torch.bool) for h in heads}
     rank = torch.full((n,), -1, dtype=torch.long)
     for i, it in enumerate(items):
         for head, fn in (("emotion", emotion_target), ("sentiment", sentiment_target)):
@@ -66,13 +103,17 @@ def training_set(items: list[Item], features: Features, balance: float = 0.5) ->
             if t is not None:
                 targets[head][i] = torch.from_numpy(t)
                 has[head][i] = True
+        targets[own][i] = torch.from_numpy(dataset_target(it, labels))
+        has[own][i] = True
         if it.dataset in PAIRED:
             rank[i] = SENTIMENTS.index(it.label)
-    weight = torch.full((n,), float(n) ** (balance - 1.0))  # dataset total ~ n ** balance
+    freq = targets[own].sum(0).clamp(min=1.0)
+    per_class = freq.rsqrt() * n / (freq.rsqrt() * freq).sum()  # mean row weight 1
+    weight = (targets[own] * per_class).sum(1) * float(n) ** (balance - 1.0)
     return TrainingSet(features, targets, has, rank, weight)
 
 
-def _load(datasets, data_dir, cache, split):
+def _load(datasets, data_dir, cache, split) -> dict[str, tuple[list[Item], Features]]:
     out = {}
     for name in datasets:
         items = Dataset.load(name, data_dir).split(split)
@@ -81,9 +122,15 @@ def _load(datasets, data_dir, cache, split):
 
 
 def evaluate_dataset(
-    model: FusionModel, items: list[Item], features: Features, condition: str, seed: int = 0
+    model: FusionModel,
+    items: list[Item],
+    features: Features,
+    condition: str,
+    task: Task | None = None,
+    seed: int = 0,
 ) -> dict | None:
-    task = TASKS[items[0].dataset]
+    """Scores of one dataset on ``task`` (default: its served head) under a condition."""
+    task = task or TASKS[items[0].dataset]
     truth = [task.truth(it) for it in items]
     keep = torch.tensor([t in task.classes for t in truth])
     rows, mask = condition_mask(features.mask, condition)
@@ -91,24 +138,28 @@ def evaluate_dataset(
     if not rows.any():
         return None
     probs = predict(model, features, mask)[task.head]
-    names = EMOTIONS if task.head == "emotion" else SENTIMENTS
-    cols = [names.index(c) for c in task.classes]
+    cols = [task.names.index(c) for c in task.classes]
     pred = probs[:, cols].argmax(-1)
     y = torch.tensor([task.classes.index(t) if t in task.classes else -1 for t in truth])
     return scores(y[rows].numpy(), pred[rows].numpy(), task.classes, seed=seed)
 
 
 def val_score(model: FusionModel, val: dict) -> float:
-    """Mean over datasets of accuracy with every modality present."""
-    accs = [evaluate_dataset(model, it, f, "both")["accuracy"] for it, f in val.values()]
-    return float(np.mean(accs))
+    """Mean over datasets and both kinds of head of (accuracy + macro-F1) / 2, both modalities."""
+    out = []
+    for name, (items, feats) in val.items():
+        for task in (TASKS[name], dataset_task(name)):
+            r = evaluate_dataset(model, items, feats, "both", task)
+            if r is not None:
+                out.append((r["accuracy"] + r["macro_f1"]) / 2)
+    return float(np.mean(out))
 
 
 def train_served(
     cache: FeatureCache,
     data_dir: Path | None = None,
     datasets=DATASETS,
-    cfg: TrainConfig = TrainConfig(),
+    cfg: TrainConfig = TrainConfig(modality_dropout=0.3),
     hidden: int = 256,
     pool: str = "max",
     dropout: float = 0.3,
@@ -117,13 +168,19 @@ def train_served(
     """Train the served model; ``balance``: each dataset weighs in proportion to n ** balance."""
     train_parts = _load(datasets, data_dir, cache, "train")
     val = _load(datasets, data_dir, cache, "val")
-    ts = TrainingSet.concat([training_set(it, f, balance) for it, f in train_parts.values()])
+    heads = heads_for(datasets, data_dir)
+    ts = TrainingSet.concat(
+        [
+            training_set(it, f, heads, Dataset.load(n, data_dir).labels, balance)
+            for n, (it, f) in train_parts.items()
+        ]
+    )
     ts.weight = ts.weight / ts.weight.mean()
     config = FusionConfig(
         kind="commonspace",
         text_dim=cache.encoder.text_backbone.dim,
         image_dim=cache.encoder.image_backbone.dim,
-        heads=dict(HEADS),
+        heads=heads,
         hidden=hidden,
         pool=pool,
         dropout=dropout,
@@ -147,16 +204,23 @@ def evaluate_served(
     data_dir: Path | None = None,
     datasets=DATASETS,
     out_dir: Path | None = None,
+    split: str = "test",
 ) -> dict:
-    """Test metrics per dataset and modality condition; confusion PNGs if ``out_dir``."""
-    test = _load(datasets, data_dir, cache, "test")
+    """Metrics per dataset, head kind and modality condition; confusion PNGs if ``out_dir``.
+
+    ``metrics[dataset][condition]`` scores the served head (what users get);
+    ``metrics[dataset]["own head"][condition]`` the dataset's own training head.
+    """
+    parts = _load(datasets, data_dir, cache, split)
     metrics: dict = {}
-    for name, (items, feats) in test.items():
+    for name, (items, feats) in parts.items():
         ds = Dataset.load(name, data_dir)
         metrics[name] = {}
+        own = metrics[name]["own head"] = {}
         for cond in conditions_for(ds):
             res = evaluate_dataset(model, items, feats, cond)
             metrics[name][cond] = res
+            own[cond] = evaluate_dataset(model, items, feats, cond, dataset_task(name, data_dir))
             if res is not None and out_dir is not None:
                 plot_confusion(
                     res,
@@ -174,26 +238,79 @@ def summary_markdown(metrics: dict) -> str:
         "|---|---|---|---:|---|---|",
     ]
     for name, conds in metrics.items():
-        for cond, r in conds.items():
-            if r is None:
-                continue
-            lines.append(
-                f"| {name} | {TASKS[name].head} | {cond} | {r['n']} | {fmt(r)} | "
-                f"{fmt(r, 'macro_f1')} |"
-            )
+        for head, group in ((TASKS[name].head, conds), ("own head", conds.get("own head", {}))):
+            for cond, r in group.items():
+                if r is None or cond == "own head":
+                    continue
+                lines.append(
+                    f"| {name} | {head} | {cond} | {r['n']} | {fmt(r)} | {fmt(r, 'macro_f1')} |"
+                )
     return "\n".join(lines) + "\n"
 
 
 def compact(metrics: dict) -> dict:
     """The card's view: accuracy, macro-F1 and their intervals, no confusion matrices."""
     keys = ("n", "accuracy", "accuracy_ci95", "macro_f1", "macro_f1_ci95")
-    return {
-        name: {c: ({k: r[k] for k in keys} if r else None) for c, r in conds.items()}
-        for name, conds in metrics.items()
-    }
+
+    def one(group: dict) -> dict:
+        return {
+            c: (one(r) if c == "own head" else {k: r[k] for k in keys} if r else None)
+            for c, r in group.items()
+        }
+
+    return {name: one(conds) for name, conds in metrics.items()}
 
 
-def write_report(metrics: dict, out_dir: Path, title: str) -> None:
+def write_report(metrics: dict, out_dir: Path, title: str, meta: dict | None = None) -> None:
+    """``served.json`` (metrics and ``meta``: data dir, split, model version) and ``served.md``."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "served.json").write_text(json.dumps(metrics, indent=1))
+    doc = {"title": title, "meta": meta or {}, "metrics": metrics}
+    (out_dir / "served.json").write_text(json.dumps(doc, indent=1))
     (out_dir / "served.md").write_text(f"### {title}\n\n" + summary_markdown(metrics))
+
+
+@torch.inference_mode()
+def _head_logits(model: FusionModel, parts: dict, head: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits of a served head and the argmax of its target, over every row with a target."""
+    fn = emotion_target if head == "emotion" else sentiment_target
+    logits, labels = [], []
+    model.eval()
+    for items, feats in parts.values():
+        targets = [fn(it) for it in items]
+        rows = [i for i, t in enumerate(targets) if t is not None and feats.mask[i].any()]
+        if not rows:
+            continue
+        f = feats.select(rows)
+        logits.append(model(f.text, f.image, f.mask).logits[head].float())
+        labels.append(torch.tensor([int(np.argmax(targets[i])) for i in rows]))
+    return torch.cat(logits), torch.cat(labels)
+
+
+def calibrate(
+    model: FusionModel,
+    cache: FeatureCache,
+    data_dir: Path | None = None,
+    datasets=DATASETS,
+    out_dir: Path | None = None,
+) -> dict:
+    """Temperature per served head, fitted on val; ECE on test before and after."""
+    from .calibration import fit_temperature, plot_reliability, reliability
+
+    val = _load(datasets, data_dir, cache, "val")
+    test = _load(datasets, data_dir, cache, "test")
+    out = {}
+    for head in HEADS:
+        t = fit_temperature(*_head_logits(model, val, head))
+        logits, labels = _head_logits(model, test, head)
+        before = reliability(logits.softmax(-1).numpy(), labels.numpy())
+        after = reliability((logits / t).softmax(-1).numpy(), labels.numpy())
+        out[head] = {
+            "temperature": round(t, 4),
+            "ece_test_before": round(before["ece"], 4),
+            "ece_test_after": round(after["ece"], 4),
+            "n_test": int(labels.numel()),
+        }
+        if out_dir is not None:
+            title = f"{head} head, test splits (T = {t:.2f} fitted on val)"
+            plot_reliability(before, after, out_dir / f"reliability-{head}.png", title)
+    return out

@@ -20,7 +20,7 @@ from .labels import EMOTIONS, SENTIMENTS, emotion_of, sentiment_of
 def _one_hot(names: tuple[str, ...], chosen: list[str]) -> np.ndarray | None:
     if not chosen:
         return None
-    v = np.zeros(len(names), dtype=np.float32)
+    v: np.ndarray = np.zeros(len(names), dtype=np.float32)
     for c in chosen:
         v[names.index(c)] += 1.0
     return v / v.sum()
@@ -50,5 +50,5 @@ def sentiment_target(item: Item) -> np.ndarray | None:
         known = [s for s in labels if s]
         # A comment that is both joyful and angry has no single valence: leave it out.
         return _one_hot(SENTIMENTS, known[:1]) if len(set(known)) == 1 else None
-    s = sentiment_of(item.dataset, item.label)
-    return _one_hot(SENTIMENTS, [s] if s else [])
+    own = sentiment_of(item.dataset, item.label)
+    return _one_hot(SENTIMENTS, [own] if own else [])

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,7 +49,7 @@ def soft_target(item: Item, classes: tuple[str, ...]) -> np.ndarray:
     if item.dataset == "goemotions":
         names = [e for e in item.extra.get("ekman_labels", "").split("|") if e in classes]
         names = names or [item.label]
-    t = np.zeros(len(classes), dtype=np.float32)
+    t: np.ndarray = np.zeros(len(classes), dtype=np.float32)
     for n in names:
         t[classes.index(n)] += 1.0
     return t / t.sum()
@@ -265,6 +266,13 @@ def main(argv=None) -> int:
     ap.add_argument("--eval-every", type=int, default=FinetuneConfig.eval_every)
     ap.add_argument("--train-limit", type=int, default=None, help="texts per dataset (smoke)")
     ap.add_argument("--val-limit", type=int, default=FinetuneConfig.val_limit)
+    ap.add_argument(
+        "--ship",
+        default=None,
+        metavar="NAME",
+        help="copy the best delta to model/weights/NAME.text-delta.safetensors (the served "
+        "model uses emostream-v2-minilm)",
+    )
     args = ap.parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     cfg = FinetuneConfig(
@@ -275,6 +283,13 @@ def main(argv=None) -> int:
     )
     state = finetune(args.out, cfg, args.data_dir or default_data_dir())
     print(json.dumps(max(state["history"], key=lambda h: h["score"]), indent=1))
+    print(f"wall time {state['wall_s'] / 60:.1f} min of training (after caching)")
+    if args.ship:
+        from .backbones import DELTAS_DIR
+
+        target = DELTAS_DIR / f"{args.ship}.text-delta.safetensors"
+        shutil.copyfile(args.out / "best.text-delta.safetensors", target)
+        print(f"shipped {target}")
     return 0
 
 

@@ -119,3 +119,22 @@ def _layer_index(key: str) -> int | None:
 
 def _out(x):
     return x[0] if isinstance(x, tuple) else x
+
+
+def finetuned_encoder(delta: Path, device: torch.device):
+    """``encode(texts, batch_size) -> (N, dim)`` with the fine-tuned layers of ``delta``."""
+    net = MiniLM()
+    net.load_delta(delta)
+    net.eval().to(device)
+
+    def encode(texts: list[str], batch_size: int) -> torch.Tensor:
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # less padding
+        out = torch.empty(len(texts), net.dim)
+        for s in range(0, len(order), batch_size):
+            rows = order[s : s + batch_size]
+            tok = net.tokenize([texts[i] for i in rows])
+            ids, mask = tok["input_ids"].to(device), tok["attention_mask"].to(device)
+            out[rows] = net.upper(net.lower(ids, mask), mask).float().cpu()
+        return out
+
+    return encode

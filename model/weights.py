@@ -27,7 +27,11 @@ class Weights(Enum):
     """Shipped weights. ``Weights.DEFAULT`` is what the worker and ``emostream classify`` load."""
 
     COMMONSPACE_V1 = "emostream-commonspace-v1"
-    DEFAULT = "emostream-commonspace-v1"  # same value: an alias of COMMONSPACE_V1
+    """Frozen encoders, Ekman-6 emotions without neutral, uncalibrated (kept for comparison
+    and for shadowing)."""
+    COMMONSPACE_V2 = "emostream-commonspace-v2"
+    """Fine-tuned encoders (deltas beside it), emotion with neutral, calibrated heads."""
+    DEFAULT = "emostream-commonspace-v2"  # same value: an alias of COMMONSPACE_V2
 
     @property
     def path(self) -> Path:

@@ -54,3 +54,31 @@ def test_classify_jsonl_reports_unusable_posts(tmp_path):
 def test_classify_without_input_is_a_usage_error():
     out = run("classify")
     assert out.returncode == 2 and "give --text" in out.stderr
+
+
+def test_eval_any_split_reports_where_and_what(tmp_path):
+    out = run(
+        "eval", "--split", "val", "--datasets", "twitter-ii", "--out", str(tmp_path / "r")
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    doc = json.loads((tmp_path / "r" / "served.json").read_text())
+    assert doc["meta"]["split"] == "val" and doc["meta"]["model_version"].startswith("v2-")
+    assert doc["meta"]["data_dir"] and "split val" in doc["title"]
+    assert doc["metrics"]["twitter-ii"]["both"]["n"] == 60
+    assert "split val" in (tmp_path / "r" / "served.md").read_text()
+
+
+def test_eval_writes_outside_the_repository_by_default(tmp_path):
+    import os
+
+    env_out = tmp_path / "reports"
+    out = subprocess.run(
+        [sys.executable, "-m", "emostream.model.cli", "eval", "--datasets", "twitter-ii"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "EMOSTREAM_REPORTS_DIR": str(env_out)},
+    )
+    assert out.returncode == 0, out.stderr
+    assert list(env_out.glob("*/test/served.json"))

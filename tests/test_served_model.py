@@ -1,11 +1,21 @@
-"""The shipped common-space model: its card is honest and it beats chance on every dataset."""
+"""The shipped model: card honest, base + delta loading, calibration, beats the majority."""
+
+import hashlib
 
 import pytest
+import torch
 
+from emostream.model.backbones import DELTAS_DIR, IMAGE_BACKBONES, TEXT_BACKBONES
 from emostream.model.checkpoint import load_checkpoint
+from emostream.model.cli import model_version
 from emostream.model.datasets import DATASETS, Dataset
+from emostream.model.encoder import Encoder
+from emostream.model.feature_cache import FeatureCache
+from emostream.model.labels import EMOTIONS, SENTIMENTS
 from emostream.model.served import TASKS, evaluate_dataset
-from emostream.model.weights import Weights, file_version
+from emostream.model.weights import Weights
+
+MAX_SHIPPED_BYTES = 25 * 1000 * 1000
 
 
 @pytest.fixture(scope="module")
@@ -14,23 +24,80 @@ def served():
     return model, card
 
 
-def test_card_matches_the_shipped_file(served, encoder):
+@pytest.fixture(scope="module")
+def served_cache(served, tmp_path_factory):
+    """Features from the served (fine-tuned) encoders, in a cache of this module's own."""
     _, card = served
-    assert card["version"] == file_version(Weights.DEFAULT.path, "cs1")
-    assert card["encoders"]["version"] == encoder.version
+    encoder = Encoder(card["encoders"]["image"], card["encoders"]["text"], device="cpu")
+    return FeatureCache(encoder, tmp_path_factory.mktemp("served-features"))
+
+
+def test_card_matches_the_shipped_files(served, served_cache):
+    _, card = served
+    enc = served_cache.encoder
+    assert card["encoders"]["version"] == enc.version
+    assert card["version"] == model_version(Weights.DEFAULT.path, enc.version)
     assert set(card["metrics"]) == set(DATASETS)
-    assert card["heads"]["emotion"] == ["anger", "disgust", "fear", "joy", "sadness", "surprise"]
-    assert Weights.DEFAULT is Weights.COMMONSPACE_V1
+    assert card["heads"] == {"emotion": list(EMOTIONS), "sentiment": list(SENTIMENTS)}
+    assert "neutral" in card["heads"]["emotion"]
+    assert Weights.DEFAULT is Weights.COMMONSPACE_V2
     assert Weights.DEFAULT.transforms.crop == 224
 
 
+def test_model_version_hashes_base_and_delta(served):
+    _, card = served
+    for kind, registry in (("text", TEXT_BACKBONES), ("image", IMAGE_BACKBONES)):
+        backbone = registry[card["encoders"][kind]]
+        delta = DELTAS_DIR / f"{backbone.name}.{kind}-delta.safetensors"
+        digest = hashlib.sha256(delta.read_bytes()).hexdigest()[:8]
+        assert backbone.version.endswith(f"+ft-{digest}"), backbone.version
+        assert backbone.version in card["encoders"]["version"]
+
+
+def test_shipped_weights_are_small():
+    files = [Weights.DEFAULT.path, *DELTAS_DIR.glob("*-delta.safetensors")]
+    assert sum(f.stat().st_size for f in files) <= MAX_SHIPPED_BYTES
+
+
+def test_the_delta_changes_the_base_encoder(served):
+    """Base weights from the package, the fine-tuned layers from the delta on top."""
+    _, card = served
+    texts = ["I am furious about this", "what a lovely morning"]
+    base = Encoder("efficientnet-lite0", "all-minilm-l6-v2", device="cpu").encode_texts(texts)
+    tuned = Encoder("efficientnet-lite0", card["encoders"]["text"], device="cpu")
+    out = tuned.encode_texts(texts)
+    assert out.shape == base.shape
+    assert not torch.allclose(out, base, atol=1e-3)
+
+
+def test_a_foreign_delta_is_refused(tmp_path):
+    from safetensors.torch import save_file
+
+    from emostream.model.text_model import MiniLM
+
+    bad = tmp_path / "bad.safetensors"
+    save_file({"encoder.layer.9.nonsense": torch.zeros(2)}, str(bad))
+    with pytest.raises(ValueError, match="keys not in MiniLM"):
+        MiniLM().load_delta(bad)
+
+
+def test_calibration_is_in_the_card_and_helps(served):
+    _, card = served
+    for head in ("emotion", "sentiment"):
+        cal = card["calibration"][head]
+        assert cal["temperature"] > 0
+        assert cal["ece_test_after"] <= cal["ece_test_before"], (head, cal)
+
+
 @pytest.mark.parametrize("name", DATASETS)
-def test_beats_chance_on_a_slice_of_the_test_split(name, served, data_dir, feature_cache):
+def test_beats_the_majority_answer_on_a_slice_of_the_test_split(
+    name, served, data_dir, served_cache
+):
     model, _ = served
     items = Dataset.load(name, data_dir).split("test")
     step = max(1, len(items) // 400)
     sl = items[::step][:400]  # every k-th post (at most 400): spans all labels
-    result = evaluate_dataset(model, sl, feature_cache.features(sl, progress=False), "both")
+    result = evaluate_dataset(model, sl, served_cache.features(sl, progress=False), "both")
     task = TASKS[name]
     truths = [t for t in (task.truth(i) for i in sl) if t in task.classes]
     n = len(truths)
@@ -45,7 +112,27 @@ def test_beats_chance_on_a_slice_of_the_test_split(name, served, data_dir, featu
     assert lower > majority_macro_f1, (name, result["macro_f1_ci95"], majority_macro_f1)
 
 
-def test_shipped_file_loads_as_commonspace():
+def test_shipped_file_loads_as_commonspace_with_a_head_per_dataset():
     model, _ = load_checkpoint(Weights.DEFAULT.path)
     assert model.config.kind == "commonspace"
-    assert model.config.heads == {"emotion": 6, "sentiment": 3}
+    heads = model.config.heads
+    assert heads["emotion"] == len(EMOTIONS) and heads["sentiment"] == len(SENTIMENTS)
+    assert {h for h in heads if h.startswith("ds_")} == {
+        "ds_" + d.replace("-", "_") for d in DATASETS
+    }
+
+
+def test_missing_modality_table_is_the_cards(served, data_dir, served_cache):
+    """The served model given both, text only, image only, on the paired datasets: the
+    table the card reports, recomputed here (to within one post)."""
+    model, card = served
+    for name in ("mvsa-single", "twitter-ii"):
+        items = Dataset.load(name, data_dir).split("test")
+        feats = served_cache.features(items, progress=False)
+        row = {}
+        for cond in ("both", "text", "image"):
+            r = evaluate_dataset(model, items, feats, cond)
+            row[cond] = round(r["accuracy"], 3)
+            expected = card["metrics"][name][cond]
+            assert abs(r["accuracy"] - expected["accuracy"]) <= 1 / r["n"] + 1e-9, (name, cond)
+        print(name, row)
