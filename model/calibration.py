@@ -21,7 +21,7 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
     """The T > 0 that minimises NLL of softmax(logits / T) on (logits, labels)."""
     log_t = torch.zeros(1, requires_grad=True)
     opt = torch.optim.LBFGS([log_t], lr=0.1, max_iter=200)
-    logits = logits.detach().float()
+    logits = logits.detach().float().clone()  # a normal tensor, even from inference mode
 
     def closure():
         opt.zero_grad()

@@ -269,7 +269,7 @@ def write_report(metrics: dict, out_dir: Path, title: str, meta: dict | None = N
     (out_dir / "served.md").write_text(f"### {title}\n\n" + summary_markdown(metrics))
 
 
-@torch.inference_mode()
+@torch.no_grad()
 def _head_logits(model: FusionModel, parts: dict, head: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Logits of a served head and the argmax of its target, over every row with a target."""
     fn = emotion_target if head == "emotion" else sentiment_target
