@@ -18,7 +18,6 @@ import argparse
 import io
 import json
 import random
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +32,7 @@ from .datasets import Dataset, default_data_dir
 from .evaluation import macro_f1
 from .image_model import EfficientNetLite
 from .preprocessing import _resize_shorter, _to_rgb
-from .text_finetune import class_weights
+from .text_finetune import class_weights, finish_run
 
 IMAGE_DATASETS = ("emotion6", "mvsa-single", "twitter-ii")
 SAMPLING_POWER = 0.7
@@ -245,14 +244,7 @@ def main(argv=None) -> int:
         steps=args.steps, eval_every=args.eval_every, train_limit=args.train_limit
     )
     state = finetune(args.out, cfg, args.data_dir or default_data_dir())
-    print(json.dumps(max(state["history"], key=lambda h: h["score"]), indent=1))
-    print(f"wall time {state['wall_s'] / 60:.1f} min of training (after caching)")
-    if args.ship:
-        from .backbones import DELTAS_DIR
-
-        target = DELTAS_DIR / f"{args.ship}.image-delta.safetensors"
-        shutil.copyfile(args.out / "best.image-delta.safetensors", target)
-        print(f"shipped {target}")
+    finish_run(state, args.out, "image", args.ship)
     return 0
 
 

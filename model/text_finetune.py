@@ -258,6 +258,19 @@ def _resume(out: Path, net: MiniLM, heads: Heads, opt) -> dict:
     return ckpt["state"]
 
 
+def finish_run(state: dict, out: Path, kind: str, ship: str | None) -> None:
+    """Print the best validation and the wall time; with ``ship``, copy the best delta to
+    ``model/weights/<ship>.<kind>-delta.safetensors``, where the backbone registry finds it."""
+    print(json.dumps(max(state["history"], key=lambda h: h["score"]), indent=1))
+    print(f"wall time {state['wall_s'] / 60:.1f} min of training (after caching)")
+    if ship:
+        from .backbones import DELTAS_DIR
+
+        target = DELTAS_DIR / f"{ship}.{kind}-delta.safetensors"
+        shutil.copyfile(out / f"best.{kind}-delta.safetensors", target)
+        print(f"shipped {target}")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, default=Path(".cache/text-ft"), help="run directory")
@@ -282,14 +295,7 @@ def main(argv=None) -> int:
         val_limit=args.val_limit,
     )
     state = finetune(args.out, cfg, args.data_dir or default_data_dir())
-    print(json.dumps(max(state["history"], key=lambda h: h["score"]), indent=1))
-    print(f"wall time {state['wall_s'] / 60:.1f} min of training (after caching)")
-    if args.ship:
-        from .backbones import DELTAS_DIR
-
-        target = DELTAS_DIR / f"{args.ship}.text-delta.safetensors"
-        shutil.copyfile(args.out / "best.text-delta.safetensors", target)
-        print(f"shipped {target}")
+    finish_run(state, args.out, "text", args.ship)
     return 0
 
 

@@ -1,5 +1,6 @@
 """``emostream demo`` (what ``make demo`` runs) end to end, as a user sees it."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -7,10 +8,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 
-def test_demo_classifies_every_sample_post_through_the_real_pipeline():
+def test_demo_classifies_every_sample_post_through_the_real_pipeline(tmp_path):
     out = subprocess.run(
         [sys.executable, "-m", "emostream.worker.cli", "demo", "--metrics-port", "0"],
-        cwd=REPO,
+        cwd=tmp_path,  # writes nothing where it runs: its files go under the state dir
+        env={**os.environ, "EMOSTREAM_STATE_DIR": str(tmp_path / "state")},
         capture_output=True,
         text=True,
         timeout=400,
@@ -23,4 +25,5 @@ def test_demo_classifies_every_sample_post_through_the_real_pipeline():
     assert "image status:      ok 18, absent 9, error:undecodable 3" in out.stdout
     assert 'emostream_posts_dead_lettered_total{reason="invalid_json"} 1.0' in out.stdout
     assert 'emostream_posts_dead_lettered_total{reason="unknown_version"} 1.0' in out.stdout
-    assert (REPO / ".demo" / "dump.rdb").is_file()
+    assert (tmp_path / "state" / "demo" / "dump.rdb").is_file()
+    assert [p.name for p in tmp_path.iterdir()] == ["state"]
