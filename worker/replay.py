@@ -195,7 +195,7 @@ def run_replay(
     else:
         raise ValueError("give files or a topic")
     origin = ",".join(map(str, files)) if files else f"kafka:{topic}[{start}:{end}]"
-    meta = {"run_id": run_id, "tag": tag, "started_at": now().isoformat(), "source": origin}
+    meta: dict = {"run_id": run_id, "tag": tag, "started_at": now().isoformat(), "source": origin}
     r.hset(f"{prefix}:meta", mapping=meta)
 
     async def dead_letter(key, value, err: RecordError) -> None:
