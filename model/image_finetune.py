@@ -31,8 +31,9 @@ from .backbones import IMAGE_BACKBONES
 from .datasets import Dataset, default_data_dir
 from .evaluation import macro_f1
 from .image_model import EfficientNetLite
+from .losses import class_weights
 from .preprocessing import _resize_shorter, _to_rgb
-from .text_finetune import class_weights, finish_run
+from .text_finetune import finish_run
 
 IMAGE_DATASETS = ("emotion6", "mvsa-single", "twitter-ii")
 SAMPLING_POWER = 0.7

@@ -50,3 +50,11 @@ def common_space_loss(
         return image_vec.sum() * 0.0
     hinge = F.relu(margin - positive + sim)
     return hinge[negatives].mean()
+
+
+def class_weights(targets: torch.Tensor) -> torch.Tensor:
+    """Per class, the inverse square root of its frequency in ``targets`` (N, C), scaled so
+    that the mean row weight is 1: between plain accuracy and macro-F1."""
+    freq = targets.sum(0).clamp(min=1.0)
+    w = freq.rsqrt()
+    return w / (w * freq).sum() * freq.sum()

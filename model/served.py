@@ -28,8 +28,9 @@ from .evaluation import condition_mask, plot_confusion, scores
 from .feature_cache import FeatureCache, Features
 from .fusion import FusionConfig, FusionModel, build
 from .labels import EKMAN, EMOTIONS, SENTIMENTS, emotion_of
+from .losses import class_weights
 from .paper import PAIRED, conditions_for
-from .targets import emotion_target, sentiment_target
+from .targets import dataset_target, emotion_target, sentiment_target
 from .training import TrainConfig, TrainingSet, predict, seed_everything, train
 
 HEADS = {"emotion": len(EMOTIONS), "sentiment": len(SENTIMENTS)}
@@ -74,17 +75,6 @@ def heads_for(datasets, data_dir: Path | None = None) -> dict[str, int]:
     return dict(HEADS) | {dataset_head(d): len(Dataset.load(d, data_dir).labels) for d in datasets}
 
 
-def dataset_target(item: Item, labels: tuple[str, ...]) -> np.ndarray:
-    """One-hot over the dataset's labels (GoEmotions: all of a comment's Ekman labels)."""
-    names = [item.label]
-    if item.dataset == "goemotions":
-        names = [e for e in item.extra.get("ekman_labels", "").split("|") if e in labels]
-    t: np.ndarray = np.zeros(len(labels), dtype=np.float32)
-    for n in names or [item.label]:
-        t[labels.index(n)] += 1.0
-    return t / t.sum()
-
-
 def training_set(
     items: list[Item],
     features: Features,
@@ -107,8 +97,7 @@ def training_set(
         has[own][i] = True
         if it.dataset in PAIRED:
             rank[i] = SENTIMENTS.index(it.label)
-    freq = targets[own].sum(0).clamp(min=1.0)
-    per_class = freq.rsqrt() * n / (freq.rsqrt() * freq).sum()  # mean row weight 1
+    per_class = class_weights(targets[own])  # mean row weight 1
     weight = (targets[own] * per_class).sum(1) * float(n) ** (balance - 1.0)
     return TrainingSet(features, targets, has, rank, weight)
 

@@ -52,3 +52,14 @@ def sentiment_target(item: Item) -> np.ndarray | None:
         return _one_hot(SENTIMENTS, known[:1]) if len(set(known)) == 1 else None
     own = sentiment_of(item.dataset, item.label)
     return _one_hot(SENTIMENTS, [own] if own else [])
+
+
+def dataset_target(item: Item, labels: tuple[str, ...]) -> np.ndarray:
+    """One-hot over the dataset's labels (GoEmotions: all of a comment's Ekman labels)."""
+    names = [item.label]
+    if item.dataset == "goemotions":
+        names = [e for e in item.extra.get("ekman_labels", "").split("|") if e in labels]
+    t: np.ndarray = np.zeros(len(labels), dtype=np.float32)
+    for n in names or [item.label]:
+        t[labels.index(n)] += 1.0
+    return t / t.sum()

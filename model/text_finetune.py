@@ -29,8 +29,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .datasets import Dataset, Item, default_data_dir
+from .datasets import Dataset, default_data_dir
 from .evaluation import macro_f1
+from .losses import class_weights
+from .targets import dataset_target
 from .text_model import MiniLM
 
 TEXT_DATASETS = ("reddit-emotions", "flickr-fi-text", "goemotions", "mvsa-single", "twitter-ii")
@@ -42,17 +44,6 @@ HEAD_SCALE = 10.0
 
 def task_classes(dataset: str) -> tuple[str, ...]:
     return GOEMOTIONS_CLASSES if dataset == "goemotions" else Dataset.load(dataset).labels
-
-
-def soft_target(item: Item, classes: tuple[str, ...]) -> np.ndarray:
-    names = [item.label]
-    if item.dataset == "goemotions":
-        names = [e for e in item.extra.get("ekman_labels", "").split("|") if e in classes]
-        names = names or [item.label]
-    t: np.ndarray = np.zeros(len(classes), dtype=np.float32)
-    for n in names:
-        t[classes.index(n)] += 1.0
-    return t / t.sum()
 
 
 @dataclass
@@ -90,14 +81,8 @@ def cache_lower(net: MiniLM, dataset: str, split: str, data_dir: Path, limit=Non
         for j, r in enumerate(rows):
             n = int(tok["attention_mask"][j].sum())
             tokens[r] = h[j, :n].to(torch.float16).clone()
-    targets = torch.from_numpy(np.stack([soft_target(it, classes) for it in items]))
+    targets = torch.from_numpy(np.stack([dataset_target(it, classes) for it in items]))
     return Part(dataset, tokens, targets)  # type: ignore[arg-type]
-
-
-def class_weights(targets: torch.Tensor) -> torch.Tensor:
-    freq = targets.sum(0).clamp(min=1.0)
-    w = freq.rsqrt()
-    return w / (w * freq).sum() * freq.sum()
 
 
 def length_batches(part: Part, size: int, rng: random.Random) -> list[list[int]]:

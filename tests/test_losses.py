@@ -1,5 +1,6 @@
 """The common-space ranking loss and the masked soft cross-entropy."""
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -71,3 +72,12 @@ def test_soft_ce_masks_rows_and_weights_them():
     per = -(target * logits.log_softmax(-1)).sum(-1)
     torch.testing.assert_close(got, (per[0] * 1 + per[2] * 3) / 4)
     assert soft_cross_entropy(logits, target, torch.zeros(3, dtype=torch.bool), w).item() == 0
+
+
+def test_class_weights_favour_rare_classes_and_keep_the_mean_row_weight():
+    from emostream.model.losses import class_weights
+
+    targets = torch.nn.functional.one_hot(torch.tensor([0] * 90 + [1] * 10), 2).float()
+    w = class_weights(targets)
+    assert w[1] / w[0] == pytest.approx(3.0)  # sqrt(90 / 10)
+    assert (targets * w).sum(1).mean() == pytest.approx(1.0)
