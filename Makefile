@@ -7,7 +7,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo sample test lint typecheck install bench eval paper train clean
+.PHONY: demo sample test lint typecheck install bench eval paper train clean fuzz soak
 
 install: $(STAMP)
 
@@ -39,6 +39,11 @@ typecheck: $(STAMP)
 
 test: $(STAMP) lint typecheck
 	$(BIN)/pytest -q -ra
+
+# The fuzz tests (decoder, image headers, batches) at 100x their make-test examples, with
+# fresh random inputs each run; about 20 minutes on 2 cores.
+fuzz: $(STAMP)
+	EMOSTREAM_FUZZ_EXAMPLES=30000 HYPOTHESIS_PROFILE=explore $(BIN)/pytest -q -m fuzz
 
 # Every benchmark in turn (about 45 minutes on 2 cores); each prints a table and writes JSON.
 bench: $(STAMP)

@@ -10,6 +10,7 @@ it: backpressure, bounded memory); ``on_retry(error, delay)`` is where callers c
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
@@ -46,4 +47,27 @@ async def retry_async(
         except retry_on as err:
             on_retry(err, delay)
             await asyncio.sleep(delay)
+    raise AssertionError("unreachable")  # pragma: no cover - delays() never ends
+
+
+def retry(
+    call: Callable[[], T],
+    *,
+    retry_on: tuple[type[BaseException], ...],
+    backoff: Backoff,
+    give_up_after_s: float = 0.0,
+    on_retry: Callable[[BaseException, float], None] = lambda err, delay: None,
+) -> T:
+    """``call()`` until it returns, in this thread; errors of ``retry_on`` wait and try
+    again, for ever or, with ``give_up_after_s`` > 0, until that long has passed (then
+    the last error is raised)."""
+    deadline = time.monotonic() + give_up_after_s
+    for delay in backoff.delays():
+        try:
+            return call()
+        except retry_on as err:
+            if give_up_after_s > 0 and time.monotonic() + delay > deadline:
+                raise
+            on_retry(err, delay)
+            time.sleep(delay)
     raise AssertionError("unreachable")  # pragma: no cover - delays() never ends

@@ -25,3 +25,7 @@ SKIPPED = Counter(
     ["source", "reason"],
 )
 IN_FLIGHT = Gauge("emostream_produce_in_flight", "Posts sent to Kafka, not yet acknowledged.")
+BROKER_UNREACHABLE = Counter(
+    "emostream_broker_unreachable_total",
+    "Failed attempts to reach the brokers at start (retried with back-off).",
+)

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from kafka import KafkaProducer
 from kafka.errors import KafkaError, KafkaTimeoutError
 
+from emostream.retry import Backoff, retry
+
 from . import metrics as m
 from .record import Post, encode, key
 from .settings import Settings
@@ -33,6 +35,25 @@ class ProducerStats:
     @property
     def in_flight(self) -> int:
         return self.sent - self.acked - self.failed
+
+
+def _connect(config: dict, give_up_after_s: float) -> KafkaProducer:
+    """A producer, once the brokers answer: a broker that starts after ingest (compose,
+    a restart) is waited for with back-off, not given up on."""
+
+    def waiting(err: BaseException, delay: float) -> None:
+        m.BROKER_UNREACHABLE.inc()
+        log.warning(
+            "brokers %s unreachable (%s); retry in %.0fs", config["bootstrap_servers"], err, delay
+        )
+
+    return retry(
+        lambda: KafkaProducer(**config),
+        retry_on=(KafkaTimeoutError,),
+        backoff=Backoff(first_s=1.0, max_s=30.0),
+        give_up_after_s=give_up_after_s,
+        on_retry=waiting,
+    )
 
 
 class PostProducer:
@@ -60,7 +81,7 @@ class PostProducer:
         self.max_in_flight = settings.producer_max_in_flight
         self.max_block_s = settings.producer_max_block_ms / 1000
         self._lock = threading.Condition()
-        self._producer = KafkaProducer(**config)
+        self._producer = _connect(config, settings.producer_connect_s)
 
     def _ok(self, _meta) -> None:
         with self._lock:

@@ -13,7 +13,9 @@ dead-letter topic and the metrics.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
+from typing import Any
 
 import msgspec
 
@@ -21,6 +23,10 @@ SCHEMA_VERSION = 1
 MAX_TEXT_CHARS = 40_000
 """Longer texts are refused (reason ``text_too_long``); the model reads ~256 tokens anyway."""
 MAX_MESSAGE_BYTES = 1_000_000
+MAX_DEPTH = 32
+"""Deepest nesting of arrays and objects accepted in a message (a post needs 2: the record
+and its ``meta``); deeper is refused (reason ``too_deep``) before the JSON is parsed."""
+MAX_CHANNEL_CHARS = 100
 
 SOURCES = ("reddit", "flickr", "twitter", "replay", "other")
 
@@ -38,7 +44,8 @@ class Post(msgspec.Struct, frozen=True, forbid_unknown_fields=False, kw_only=Tru
     permalink: str | None = None
     meta: dict[str, str | int | float | bool | None] = {}
     run_id: str | None = None
-    """Set by replays: results land under their own Redis namespace."""
+    """Set by replays for the record; the worker never takes its namespace from a message
+    (a replay's processor is built for its run, the live worker ignores the field)."""
 
     @property
     def has_text(self) -> bool:
@@ -54,7 +61,6 @@ class RecordError(ValueError):
         self.detail = detail
 
 
-_decoder = msgspec.json.Decoder(Post)
 _encoder = msgspec.json.Encoder()
 
 
@@ -114,6 +120,8 @@ def validate(post: Post) -> Post:
         raise RecordError("bad_id", repr(post.id[:80]))
     if post.source not in SOURCES:
         raise RecordError("bad_source", repr(post.source[:40]))
+    if not valid_channel(post.channel):
+        raise RecordError("bad_channel", repr(post.channel[:80]))
     if post.text is not None and len(post.text) > MAX_TEXT_CHARS:
         raise RecordError("text_too_long", f"{len(post.text)} chars")
     if not post.has_text and not post.image_url:
@@ -125,27 +133,77 @@ def validate(post: Post) -> Post:
     return post
 
 
+def valid_channel(channel: str) -> bool:
+    """At most MAX_CHANNEL_CHARS printable characters, without ``|`` (the separator of the
+    count fields in Redis)."""
+    return len(channel) <= MAX_CHANNEL_CHARS and channel.isprintable() and "|" not in channel
+
+
 def decode(data: bytes | str | None) -> Post:
-    """Bytes of one message -> a valid Post, or RecordError with a reason code."""
+    """Bytes of one message -> a valid Post, or RecordError with a reason code.
+
+    Any byte string gives one of the two: invalid UTF-8 is ``invalid_utf8``, nesting
+    deeper than MAX_DEPTH is ``too_deep`` (checked before parsing).
+    """
     if data is None:
         raise RecordError("empty_message")
     if len(data) > MAX_MESSAGE_BYTES:
         raise RecordError("message_too_large", f"{len(data)} bytes")
+    if isinstance(data, str):
+        try:
+            data = data.encode()
+        except UnicodeEncodeError as exc:
+            raise RecordError("invalid_utf8", str(exc)[:200]) from exc
+    if nested_deeper_than(data, MAX_DEPTH):
+        raise RecordError("too_deep", f"nested deeper than {MAX_DEPTH}")
+    version = _parse(data, _Version).v
+    if version != SCHEMA_VERSION:
+        raise RecordError("unknown_version", f"v={version}")
+    return validate(_parse(data, Post))
+
+
+def _parse(data: bytes, kind: type) -> Any:
     try:
-        version = msgspec.json.decode(data, type=_Version).v
+        return msgspec.json.decode(data, type=kind)
     except msgspec.ValidationError as exc:  # (a subclass of DecodeError: first)
         raise RecordError("invalid_schema", str(exc)[:200]) from exc
     except msgspec.DecodeError as exc:
         raise RecordError("invalid_json", str(exc)[:200]) from exc
-    if version != SCHEMA_VERSION:
-        raise RecordError("unknown_version", f"v={version}")
-    try:
-        post = _decoder.decode(data)
-    except msgspec.ValidationError as exc:
-        raise RecordError("invalid_schema", str(exc)[:200]) from exc
-    except msgspec.DecodeError as exc:
-        raise RecordError("invalid_json", str(exc)[:200]) from exc
-    return validate(post)
+    except UnicodeDecodeError as exc:
+        raise RecordError("invalid_utf8", str(exc)[:200]) from exc
+    except RecursionError as exc:  # MAX_DEPTH keeps this away; a last line all the same
+        raise RecordError("too_deep", "recursion limit") from exc
+
+
+_STRUCTURE = re.compile(rb'[\[\]{}"\\]')
+
+
+def nested_deeper_than(data: bytes, limit: int) -> bool:
+    """Whether arrays and objects nest deeper than ``limit`` in JSON ``data`` (brackets
+    inside strings do not count), without parsing it: one pass over brackets and quotes."""
+    if data.count(b"[") + data.count(b"{") <= limit:
+        return False  # fewer openers than the limit: nothing to scan
+    depth = 0
+    in_string, skip = False, -1
+    for match in _STRUCTURE.finditer(data):
+        pos = match.start()
+        if pos == skip:  # the character after a backslash inside a string
+            continue
+        c = data[pos]
+        if in_string:
+            if c == 0x5C:  # backslash
+                skip = pos + 1
+            elif c == 0x22:  # quote
+                in_string = False
+        elif c == 0x22:
+            in_string = True
+        elif c in (0x5B, 0x7B):
+            depth += 1
+            if depth > limit:
+                return True
+        else:
+            depth -= 1
+    return False
 
 
 class _Version(msgspec.Struct):

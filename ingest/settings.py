@@ -89,6 +89,11 @@ class Settings:
     producer_delivery_timeout_s: float = setting(
         120.0, "A record not acknowledged by all in-sync replicas by then counts as failed."
     )
+    producer_connect_s: float = setting(
+        0.0,
+        "How long ingest keeps trying to reach the brokers at start (with back-off); "
+        "0: until they answer.",
+    )
     kafka_security_protocol: str = setting(
         "PLAINTEXT", "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL."
     )

@@ -74,7 +74,7 @@ class GpuJpegDecoder:
         self._io = _torchvision_io()
 
     def _check_header(self, data: bytes) -> None:
-        """The pixel cap, from the header alone; raises ImageDecodeError."""
+        """The size caps, from the header alone; raises ImageDecodeError."""
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -83,8 +83,7 @@ class GpuJpegDecoder:
             raise ImageDecodeError("too_many_pixels", str(exc)) from exc
         except Exception as exc:  # noqa: BLE001 - any header failure: undecodable
             raise ImageDecodeError("undecodable", f"{type(exc).__name__}: {exc}") from exc
-        if w * h > self.transform.max_pixels:
-            raise ImageDecodeError("too_many_pixels", f"{w}x{h}")
+        self.transform.check_size(w, h)
 
     def _nvjpeg(self, blobs: list[bytes]) -> list[torch.Tensor]:
         tensors = [torch.frombuffer(bytearray(b), dtype=torch.uint8) for b in blobs]

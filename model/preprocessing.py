@@ -21,6 +21,11 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 #: Largest picture we agree to decode (pixels); more is treated as a decompression bomb.
 DEFAULT_MAX_PIXELS = 40_000_000
+#: Longest side we agree to decode (pixels).
+DEFAULT_MAX_SIDE = 20_000
+#: Most elongated picture we agree to decode (long side / short side). A 1 x 4,000 strip
+#: would be resized to 256 x 1,024,000 before its centre is cut: seconds and a gigabyte.
+DEFAULT_MAX_ASPECT = 20.0
 
 
 class ImageDecodeError(ValueError):
@@ -40,7 +45,20 @@ class ImageTransform:
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     std: tuple[float, float, float] = (0.5, 0.5, 0.5)
     max_pixels: int = DEFAULT_MAX_PIXELS
+    max_side: int = DEFAULT_MAX_SIDE
+    max_aspect: float = DEFAULT_MAX_ASPECT
     draft: bool = True
+
+    def check_size(self, w: int, h: int) -> None:
+        """Refuse, from the header's size alone, what would be costly or absurd to decode:
+        ``too_many_pixels`` (area or a side over the caps), ``bad_dimensions`` (a zero side
+        or an aspect ratio over ``max_aspect``)."""
+        if w < 1 or h < 1:
+            raise ImageDecodeError("bad_dimensions", f"{w}x{h}")
+        if w * h > self.max_pixels or max(w, h) > self.max_side:
+            raise ImageDecodeError("too_many_pixels", f"{w}x{h}")
+        if max(w, h) / min(w, h) > self.max_aspect:
+            raise ImageDecodeError("bad_dimensions", f"{w}x{h}: aspect over {self.max_aspect:g}")
 
     def decode(self, data: bytes) -> torch.Tensor:
         """Bytes -> uint8 tensor of shape (3, crop, crop)."""
@@ -50,9 +68,7 @@ class ImageTransform:
             with warnings.catch_warnings():
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
                 img = Image.open(io.BytesIO(data))
-                w, h = img.size
-                if w * h > self.max_pixels:
-                    raise ImageDecodeError("too_many_pixels", f"{w}x{h}")
+                self.check_size(*img.size)
                 if self.draft and img.format == "JPEG":
                     img.draft("RGB", (self.resize, self.resize))
                 img.load()
@@ -64,7 +80,16 @@ class ImageTransform:
             raise
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise ImageDecodeError("too_many_pixels", str(exc)) from exc
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
+        except (
+            UnidentifiedImageError,
+            OSError,
+            SyntaxError,
+            ValueError,
+            EOFError,
+            OverflowError,
+            IndexError,
+            TypeError,
+        ) as exc:
             raise ImageDecodeError("undecodable", f"{type(exc).__name__}: {exc}") from exc
         # HWC -> CHW with numpy, not torch: decoding runs in a pool of threads, and a torch
         # op there (a parallel copy) would start an OpenMP team per thread, whose spinning

@@ -59,6 +59,52 @@ def make_batch():
     return make
 
 
+# -- the batch processor ------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def classifier():
+    """The served model on CPU, loaded once."""
+    from emostream.model.classifier import EmotionClassifier
+
+    return EmotionClassifier(device="cpu")
+
+
+@pytest.fixture
+def processor(classifier, redis_server, tmp_path):
+    """Factory: a BatchProcessor with the served model, a real fetcher (loopback allowed),
+    a real Redis store on this test's redis-server and a list as dead-letter sink."""
+    from emostream.worker.address_guard import AddressGuard
+    from emostream.worker.feature_reuse import FeatureReuse
+    from emostream.worker.image_fetch import ImageFetcher
+    from emostream.worker.pipeline import BatchProcessor
+    from emostream.worker.store import ResultStore
+
+    made = []
+
+    def make(reuse_size: int = 100, dead_letters: list | None = None, **kw):
+        """``dead_letters``: a list that collects (key, value, RecordError); None: a dead
+        letter fails the test."""
+
+        async def dead_letter(key, value, err):
+            if dead_letters is None:
+                raise AssertionError(f"unexpected dead letter: {err}")
+            dead_letters.append((key, value, err))
+
+        proc = BatchProcessor(
+            classifier,
+            ImageFetcher(AddressGuard.from_strings(["127.0.0.0/8"])),
+            ResultStore.from_url(f"redis://127.0.0.1:{redis_server.port}/0"),
+            dead_letter,
+            reuse=FeatureReuse(reuse_size),
+            **kw,
+        )
+        made.append(proc)
+        return proc
+
+    yield make
+    for proc in made:
+        proc.close()
+
+
 # -- real services (started on free loopback ports, stopped by PID) ---------------------------
 @pytest.fixture(scope="session")
 def broker():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 import urllib.request
 from pathlib import Path
@@ -12,6 +13,12 @@ from emostream.ingest.producer import PostProducer
 from emostream.ingest.record import Post, make_post, now
 from emostream.ingest.settings import Settings
 from emostream.model.datasets import Dataset
+
+
+def fuzz_examples(default: int) -> int:
+    """Examples per fuzz test: ``default`` in make test, EMOSTREAM_FUZZ_EXAMPLES in
+    ``make fuzz`` (the long run)."""
+    return int(os.environ.get("EMOSTREAM_FUZZ_EXAMPLES") or default)
 
 
 def metrics(port: int) -> dict[str, float]:

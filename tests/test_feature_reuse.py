@@ -56,43 +56,6 @@ def test_size_zero_turns_it_off():
 
 
 # -- the batch processor ------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def classifier():
-    from emostream.model.classifier import EmotionClassifier
-
-    return EmotionClassifier(device="cpu")
-
-
-@pytest.fixture
-def processor(classifier, redis_server, tmp_path):
-    """Factory: a BatchProcessor with the served model, a real fetcher (loopback allowed),
-    a real Redis store on this test's redis-server and a list as dead-letter sink."""
-    from emostream.worker.address_guard import AddressGuard
-    from emostream.worker.image_fetch import ImageFetcher
-    from emostream.worker.pipeline import BatchProcessor
-    from emostream.worker.store import ResultStore
-
-    made = []
-
-    def make(reuse_size: int = 100):
-        async def dead_letter(key, value, err):
-            raise AssertionError(f"unexpected dead letter: {err}")
-
-        proc = BatchProcessor(
-            classifier,
-            ImageFetcher(AddressGuard.from_strings(["127.0.0.0/8"])),
-            ResultStore.from_url(f"redis://127.0.0.1:{redis_server.port}/0"),
-            dead_letter,
-            reuse=FeatureReuse(reuse_size),
-        )
-        made.append(proc)
-        return proc
-
-    yield make
-    for proc in made:
-        proc.close()
-
-
 def sample(name: str, **labels) -> float:
     from prometheus_client import REGISTRY
 

@@ -55,6 +55,8 @@ class Handler(BaseHTTPRequestHandler):
             self._send(301, headers=[("Location", "/ok.jpg")])
         elif p.startswith("/to/"):
             self._send(302, headers=[("Location", p.removeprefix("/to/"))])
+        elif p == "/empty":
+            self._send(200, body=b"")
         elif p == "/missing":
             self._send(404, "text/plain", b"no")
         else:
@@ -98,6 +100,7 @@ def test_follows_a_checked_redirect(server):
         ("/slow", "timeout", {"timeout_s": 0.5}),
         ("/loop", "redirects", {}),
         ("/missing", "http_status", {}),
+        ("/empty", "empty_body", {}),
         ("/to/http://10.1.2.3/x.jpg", "private_address", {}),
         ("/to/http://169.254.169.254/latest/meta-data", "private_address", {}),
         ("/to/http://[::1]:80/x.jpg", "private_address", {}),

@@ -4,6 +4,9 @@ import io
 
 import pytest
 import torch
+from helpers import fuzz_examples
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from emostream.model.preprocessing import ImageDecodeError, ImageTransform
@@ -92,3 +95,71 @@ def test_normalise_gives_channels_last_in_range():
     x = T.normalise(batch)
     assert x.is_contiguous(memory_format=torch.channels_last)
     assert -1.0 <= x.min() and x.max() <= 1.0
+
+
+def png_header(w: int, h: int) -> bytes:
+    """A PNG that declares w x h pixels and carries garbage pixel data: decoding it would
+    fail as ``undecodable``, so a size refusal proves the size is checked first."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = zlib.crc32(kind + body) & 0xFFFFFFFF
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
+
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", b"\x00garbage")
+        + chunk(b"IEND", b"")
+    )
+
+
+@pytest.mark.parametrize(
+    "w, h, reason",
+    [
+        (1, 39_000_000, "too_many_pixels"),  # under the pixel cap, a side far over its cap
+        (39_000_000, 1, "too_many_pixels"),
+        (30_000, 10, "too_many_pixels"),
+        (1, 4000, "bad_dimensions"),  # would be resized to 256 x 1,024,000
+        (4000, 1, "bad_dimensions"),
+        (100, 2001, "bad_dimensions"),
+    ],
+)
+def test_sides_and_aspect_are_checked_from_the_header(w, h, reason):
+    with pytest.raises(ImageDecodeError) as err:
+        T.decode(png_header(w, h))
+    assert err.value.reason == reason
+
+
+def test_a_strip_is_refused_and_an_elongated_picture_is_not():
+    with pytest.raises(ImageDecodeError) as err:
+        T.decode(encode(Image.new("RGB", (1, 4000)), "PNG"))
+    assert err.value.reason == "bad_dimensions"
+    assert T.decode(encode(photo(100, 2000), "PNG")).shape == (3, 224, 224)  # aspect 20
+
+
+SMALL = {fmt: encode(photo(64, 48), fmt) for fmt in ("PNG", "JPEG", "GIF", "WEBP")}
+
+
+@pytest.mark.fuzz
+@settings(max_examples=fuzz_examples(400), deadline=None)
+@given(
+    st.sampled_from(sorted(SMALL)),
+    st.lists(st.tuples(st.integers(0, 63), st.integers(0, 255)), min_size=1, max_size=8),
+    st.integers(8, 4096),
+)
+def test_mutated_headers_decode_or_are_refused_with_a_reason(fmt, edits, keep):
+    """Random bytes written into the first 64 bytes (the header) of a small picture of each
+    format, cut at a random length: a picture or ImageDecodeError, nothing else."""
+    data = bytearray(SMALL[fmt][:keep])
+    for pos, byte in edits:
+        if pos < len(data):
+            data[pos] = byte
+    try:
+        out = T.decode(bytes(data))
+    except ImageDecodeError as err:
+        assert err.reason in {"empty", "undecodable", "too_many_pixels", "bad_dimensions"}
+    else:
+        assert out.shape == (3, 224, 224) and out.dtype == torch.uint8

@@ -4,6 +4,7 @@ import json
 from datetime import UTC, datetime
 
 import pytest
+from helpers import fuzz_examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -72,13 +73,54 @@ def test_bad_messages_get_a_reason(data, reason):
     assert err.value.reason == reason
 
 
+def _with_raw(field: str, raw_value: bytes) -> bytes:
+    """A valid post whose ``field`` holds ``raw_value`` as the bytes of a JSON string."""
+    return raw(**{field: "PLACEHOLDER"}).replace(b"PLACEHOLDER", raw_value)
+
+
+DEEP = b"[" * 1000 + b"]" * 1000
+
+
+@pytest.mark.parametrize(
+    "data, reason",
+    [
+        # invalid UTF-8 inside any string: one byte, a CESU-8 surrogate, an overlong form
+        *[(_with_raw(f, b"a\xffb"), "invalid_utf8") for f in ("text", "id", "channel")],
+        *[(_with_raw(f, b"a\xed\xa0\x80b"), "invalid_utf8") for f in ("text", "source")],
+        (_with_raw("image_url", b"https://x/\xc0\xafa.jpg"), "invalid_utf8"),
+        (raw(meta={"PLACEHOLDER": 1}).replace(b"PLACEHOLDER", b"k\xfe"), "invalid_utf8"),
+        ("a lone surrogate \ud800 in a str", "invalid_utf8"),
+        # nesting: in an unknown field, in meta, as the record itself
+        (raw()[:-1] + b', "zz": ' + DEEP + b"}", "too_deep"),
+        (raw()[:-1] + b', "meta": {"a": ' + DEEP + b"}}", "too_deep"),
+        (b'{"a":' * 1000 + b"1" + b"}" * 1000, "too_deep"),
+        (b"[" * 100_000, "too_deep"),
+        # channels: the count separator, control characters, too long
+        (raw(channel="r/a|joy"), "bad_channel"),
+        (raw(channel="r/a\nb"), "bad_channel"),
+        (raw(channel="c" * 101), "bad_channel"),
+    ],
+)
+def test_poison_pills_get_a_reason(data, reason):
+    with pytest.raises(RecordError) as err:
+        decode(data)
+    assert err.value.reason == reason
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting():
+    text = '[[[{{{ "quoted" \\ [[[ ' * 40
+    assert decode(raw(text=text, meta={"k": "]]]" * 50})).text == text
+    assert decode(raw(meta={"a": "b"}, x=[[[[1]]]])).id == GOOD["id"]
+
+
 def test_odd_but_valid_posts_decode():
     post = decode(raw(text="\u202eevil\u0000 zero\u200b width 🙂 \x07", image_url=None))
     assert "🙂" in post.text
     assert decode(raw(text=None, image_url="https://example.com/a.jpg")).image_url
 
 
-@settings(max_examples=300, deadline=None)
+@pytest.mark.fuzz
+@settings(max_examples=fuzz_examples(300), deadline=None)
 @given(st.binary(max_size=300))
 def test_decoder_never_raises_anything_but_record_error(data):
     try:
@@ -96,7 +138,8 @@ json_values = st.recursive(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@pytest.mark.fuzz
+@settings(max_examples=fuzz_examples(300), deadline=None)
 @given(st.dictionaries(st.sampled_from(list(GOOD) + ["x"]), json_values, max_size=12))
 def test_any_json_object_decodes_or_is_refused_with_a_reason(obj):
     try:
@@ -112,6 +155,7 @@ def test_any_json_object_decodes_or_is_refused_with_a_reason(obj):
             "text_too_long",
             "naive_timestamp",
             "bad_image_url",
+            "bad_channel",
         }
     else:
         assert post.v == 1 and (post.has_text or post.image_url)

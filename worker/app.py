@@ -112,6 +112,14 @@ def create_app(settings: WorkerSettings) -> faust.App:
     async def report_lag() -> None:
         offsets.report_lag(app.consumer)
 
+    @app.on_partitions_revoked.connect
+    async def drop_revoked(app, revoked, **kwargs) -> None:
+        offsets.forget({tp.partition for tp in revoked if tp.topic == settings.topic_posts})
+
+    @app.on_partitions_assigned.connect
+    async def report_assigned(app, assigned, **kwargs) -> None:
+        offsets.report_lag(app.consumer)
+
     return app
 
 

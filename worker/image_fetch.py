@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ from urllib.parse import urljoin
 import httpx
 
 from .address_guard import AddressGuard, FetchRefused
+
+log = logging.getLogger("emostream.worker")
 
 REDIRECTS = (301, 302, 303, 307, 308)
 
@@ -104,6 +107,8 @@ class ImageFetcher:
                     buf += chunk
                     if len(buf) > self.max_bytes:
                         raise FetchRefused("too_large", f"over {self.max_bytes} bytes")
+                if not buf:
+                    raise FetchRefused("empty_body", "200 with no bytes")
                 return bytes(buf)
             finally:
                 await response.aclose()
@@ -119,6 +124,10 @@ class ImageFetcher:
                 return Fetched(data, "ok", time.perf_counter() - t0)
             except FetchRefused as exc:
                 return Fetched(None, f"error:{exc.reason}", time.perf_counter() - t0)
+            except Exception as exc:  # noqa: BLE001 - a bug here costs one picture, not a batch
+                log.error("image fetch failed unexpectedly: %r", exc, exc_info=True)
+                reason = f"internal_error:{type(exc).__name__}"
+                return Fetched(None, f"error:{reason}", time.perf_counter() - t0)
 
     async def fetch_all(self, urls: Sequence[str | None]) -> list[Fetched]:
         return list(await asyncio.gather(*(self.fetch_one(u) for u in urls)))

@@ -13,6 +13,7 @@ A picture that is absent or fails leaves its post text-only, its reason in ``sta
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +28,8 @@ from emostream.model.preprocessing import ImageDecodeError
 from . import metrics as m
 from .feature_reuse import FeatureReuse, digest
 from .image_fetch import ImageFetcher
+
+log = logging.getLogger("emostream.worker")
 
 
 @dataclass
@@ -43,8 +46,18 @@ class PreparedImages:
     """Image features taken from the reuse window, by post position."""
 
     @classmethod
-    def empty(cls, n: int) -> PreparedImages:
-        return cls([None] * n, ["absent"] * n, [None] * n)
+    def empty(cls, n: int, status: str = "absent") -> PreparedImages:
+        return cls([None] * n, [status] * n, [None] * n)
+
+    def subset(self, rows: list[int]) -> PreparedImages:
+        """The pictures of the posts at ``rows``, in that order."""
+        position = {old: new for new, old in enumerate(rows)}
+        return PreparedImages(
+            [self.pictures[i] for i in rows],
+            [self.status[i] for i in rows],
+            [self.image_keys[i] for i in rows],
+            {position[i]: f for i, f in self.reused.items() if i in position},
+        )
 
 
 class ImagePreparer:
@@ -132,6 +145,9 @@ class ImagePreparer:
             return self.decode(data)
         except ImageDecodeError as err:
             return err
+        except Exception as exc:  # noqa: BLE001 - a bug here costs one picture, not a batch
+            log.error("image decode failed unexpectedly: %r", exc, exc_info=True)
+            return ImageDecodeError(f"internal_error:{type(exc).__name__}", str(exc)[:200])
 
     async def _decode_all(self, blobs: list[bytes]) -> list[torch.Tensor | ImageDecodeError]:
         """Pillow in the decode pool, one picture per task; or one nvJPEG call on the GPU."""

@@ -87,3 +87,25 @@ API_REQUESTS = Counter(
     ["route", "status"],
 )
 API_FEED_CLIENTS = Gauge("emostream_api_feed_clients", "Open Server-Sent Events connections.")
+
+
+class BoundedLabel:
+    """At most ``limit`` distinct values of a label get a series of their own (the first
+    seen); every other value shares ``other``. Keeps /metrics bounded whatever the input."""
+
+    def __init__(self, limit: int, other: str = "other") -> None:
+        self.limit = limit
+        self.other = other
+        self._known: set[str] = set()
+
+    def __call__(self, value: str) -> str:
+        if value in self._known:
+            return value
+        if len(self._known) < self.limit:
+            self._known.add(value)
+            return value
+        return self.other
+
+
+CHANNELS = BoundedLabel(100)
+"""The channel label of BY_EMOTION; its limit is the ``metric_channels`` setting."""

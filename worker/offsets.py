@@ -26,6 +26,8 @@ class OffsetTracker:
         self.received: dict[tuple[int, int], datetime] = {}
         self.taken: dict[int, int] = {}
         self.last_acked: dict[int, int] = {}
+        self.reported: set[int] = set()
+        """Partitions whose lag gauge is set."""
 
     def stamp(self, partition: int, offset: int) -> None:
         if len(self.received) > MAX_STAMPS:
@@ -51,13 +53,36 @@ class OffsetTracker:
         return total
 
     def report_lag(self, consumer) -> None:
-        """The consumer-lag gauge per partition: high-water mark minus acknowledged."""
+        """The consumer-lag gauge per partition we own: high-water mark minus what is
+        acknowledged here (or, before our first ack, what the group had committed).
+        Partitions no longer ours lose their gauge, so no lag is counted twice."""
+        owned = set()
         for tp in consumer.assignment():
             if tp.topic != self.topic:
                 continue
+            owned.add(tp.partition)
             high = consumer.highwater(tp)
             if high is None:
                 continue
             last = self.last_acked.get(tp.partition)
-            done = (last + 1) if last is not None else 0
+            done = (last + 1) if last is not None else _committed(consumer, tp)
             m.CONSUMER_LAG.labels(str(tp.partition)).set(max(0, high - done))
+        self.forget(set(self.reported) - owned)
+        self.reported = owned
+
+    def forget(self, partitions: set[int]) -> None:
+        """Partitions revoked from us: their gauges go, their offsets are no longer ours."""
+        for p in partitions:
+            try:
+                m.CONSUMER_LAG.remove(str(p))
+            except KeyError:
+                pass
+            self.last_acked.pop(p, None)
+            self.taken.pop(p, None)
+        self.reported -= partitions
+
+
+def _committed(consumer, tp) -> int:
+    """The group's committed offset of ``tp`` as faust last saw it (0 if none)."""
+    committed = getattr(consumer, "_committed_offset", {}).get(tp)
+    return committed if committed is not None else 0

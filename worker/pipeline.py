@@ -30,12 +30,13 @@ import torch
 
 from emostream.ingest.record import Post, RecordError, decode, now
 from emostream.model import gpu_decode
-from emostream.model.classifier import EmotionClassifier
+from emostream.model.classifier import EmotionClassifier, Prediction
 from emostream.retry import Backoff, retry_async
 
 from . import metrics as m
 from .address_guard import AddressGuard
 from .batch_classifier import BatchClassifier
+from .containment import bisect_failures, describe
 from .feature_reuse import FeatureReuse
 from .image_fetch import ImageFetcher
 from .image_preparation import ImagePreparer, PreparedImages
@@ -75,6 +76,10 @@ class Prepared:
     started: float
     received: list[datetime] = field(default_factory=list)
     """When the worker received each post from Kafka."""
+    messages: list[Message] = field(default_factory=list)
+    """The message each post came from (dead-lettered if a later stage fails on it)."""
+    repeated: int = 0
+    """Messages whose post id came earlier in the batch (the first one is kept)."""
 
 
 @dataclass
@@ -100,7 +105,11 @@ class BatchProcessor:
         redis_retry_max_s: float = 10.0,
         reuse: FeatureReuse | None = None,
         gpu_decoder: gpu_decode.GpuJpegDecoder | None = None,
+        run_id: str | None = None,
     ) -> None:
+        self.run_id = run_id
+        """The replay run whose namespace the results go to; None: the live namespace.
+        Set by whoever builds the processor, never by a message."""
         self.classifier = classifier
         self.fetcher = fetcher
         self.store = store
@@ -118,8 +127,12 @@ class BatchProcessor:
         m.MODEL_INFO.info({"version": classifier.version, "device": str(classifier.device)})
 
     @classmethod
-    async def from_settings(cls, settings: WorkerSettings, dead_letter) -> BatchProcessor:
-        """The served model, image fetcher and Redis store as the settings say, warmed up."""
+    async def from_settings(
+        cls, settings: WorkerSettings, dead_letter, run_id: str | None = None
+    ) -> BatchProcessor:
+        """The served model, image fetcher and Redis store as the settings say, warmed up;
+        results go to ``run_id``'s namespace (default: the settings' run_id, else live)."""
+        m.CHANNELS.limit = settings.metric_channels
         if settings.torch_threads:
             torch.set_num_threads(settings.torch_threads)
         device = None if settings.device == "auto" else settings.device
@@ -127,7 +140,12 @@ class BatchProcessor:
         enc = classifier.encoder
         enc.image_backbone = dataclasses.replace(
             enc.image_backbone,
-            transform=dataclasses.replace(enc.transform, max_pixels=settings.image_max_pixels),
+            transform=dataclasses.replace(
+                enc.transform,
+                max_pixels=settings.image_max_pixels,
+                max_side=settings.image_max_side,
+                max_aspect=settings.image_max_aspect,
+            ),
         )
         fetcher = ImageFetcher(
             AddressGuard.from_strings(settings.image_allow_networks),
@@ -148,6 +166,7 @@ class BatchProcessor:
             gpu_decoder=(
                 gpu_decode.GpuJpegDecoder(enc.transform, enc.device) if use_gpu_decode else None
             ),
+            run_id=run_id or settings.run_id or None,
         )
         await processor.warm_up()  # load both encoders now, not in the first batch
         log.info("emostream ready: model %s on %s", classifier.version, classifier.device)
@@ -172,61 +191,120 @@ class BatchProcessor:
         current one, so fetching overlaps computing.
         """
         t0 = time.perf_counter()
-        posts, received = await self._decode_messages(messages)
+        kept, received, repeated = await self._decode_messages(messages)
+        posts = [post for post, _ in kept]
         if posts:
             m.BATCH_SIZE.observe(len(posts))
-        images = await self.images.prepare(posts) if posts else PreparedImages.empty(0)
-        return Prepared(posts, images, len(messages) - len(posts), t0, received)
+        return Prepared(
+            posts,
+            await self._prepare_images(posts),
+            dead_lettered=len(messages) - len(posts) - repeated,
+            started=t0,
+            received=received,
+            messages=[msg for _, msg in kept],
+            repeated=repeated,
+        )
 
     async def complete(self, prepared: Prepared) -> BatchReport:
-        """The compute half: one forward pass, one Redis pipeline (retried until written)."""
-        report = BatchReport(dead_lettered=prepared.dead_lettered)
+        """The compute half: one forward pass, one Redis pipeline (retried until written).
+        A message that makes either fail on its own is dead-lettered (``containment.py``)."""
+        report = BatchReport(dead_lettered=prepared.dead_lettered, duplicates=prepared.repeated)
         if not prepared.posts:
             return report
         t1 = time.perf_counter()
-        preds = await self.model.classify(prepared.posts, prepared.images)
+        rows = list(range(len(prepared.posts)))
+        preds, failed = await bisect_failures(rows, lambda rs: self._classify(prepared, rs))
         m.INFERENCE_SECONDS.observe(time.perf_counter() - t1)
+        await self._dead_letter_failures(prepared, failed, "classify")
         written_at = now()
-        results = [
-            Result.from_prediction(
-                post,
-                pred,
-                image_status=status,
-                model_version=self.classifier.version,
-                received_at=got,
-                written_at=written_at,
-            )
-            for post, pred, status, got in zip(
-                prepared.posts, preds, prepared.images.status, prepared.received, strict=True
-            )
-        ]
-        fresh = await self._write(results)
-        _count_written(results, fresh, now())
-        report.posts = len(results)
-        report.new = sum(fresh)
-        report.duplicates = report.posts - report.new
-        report.unclassifiable = sum(1 for r in results if not r.label)
-        report.results = results
+        results = {i: self._result(prepared, i, preds[i], written_at) for i in preds}
+        fresh, failed = await bisect_failures(
+            list(results), lambda rs: self._write([results[i] for i in rs])
+        )
+        await self._dead_letter_failures(prepared, failed, "store")
+        kept = [results[i] for i in fresh]
+        _count_written(kept, list(fresh.values()), now())
+        report.dead_lettered += len(rows) - len(kept)
+        report.posts = len(kept)
+        report.new = sum(fresh.values())
+        report.duplicates += report.posts - report.new
+        report.unclassifiable = sum(1 for r in kept if not r.label)
+        report.results = kept
         report.seconds = time.perf_counter() - prepared.started
         m.BATCH_SECONDS.observe(report.seconds)
         return report
 
     # -- steps ----------------------------------------------------------------------------
-    async def _decode_messages(self, messages: list[Message]) -> tuple[list[Post], list[datetime]]:
-        """The valid posts (each id once) and when each was received."""
-        posts: dict[str, Post] = {}
-        received: dict[str, datetime] = {}
+    async def _decode_messages(
+        self, messages: list[Message]
+    ) -> tuple[list[tuple[Post, Message]], list[datetime], int]:
+        """The valid posts with their messages, when each was received, and how many
+        messages repeated an earlier post id of the batch (the first one wins, as it does
+        across batches: the store keeps the first write per model version)."""
+        kept: dict[str, tuple[Post, Message]] = {}
+        received: list[datetime] = []
+        repeated = 0
         started = now()
         for msg in messages:
             try:
                 post = decode(msg.value)
             except RecordError as err:
-                await self.dead_letter(msg.key, msg.value, err)
-                m.DEAD_LETTERED.labels(err.reason).inc()
+                await self._send_dead_letter(msg, err)
                 continue
-            posts[post.id] = post  # the same post twice in a batch: once
-            received.setdefault(post.id, msg.received_at or started)
-        return list(posts.values()), [received[i] for i in posts]
+            except Exception as exc:  # noqa: BLE001 - a decoder bug must not stop the partition
+                log.error("decoding a message failed unexpectedly: %r", exc, exc_info=True)
+                err = RecordError("internal_error", describe("decode", exc))
+                await self._send_dead_letter(msg, err)
+                continue
+            if post.id in kept:
+                repeated += 1
+                m.DUPLICATES.inc()
+                continue
+            kept[post.id] = (post, msg)
+            received.append(msg.received_at or started)
+        return list(kept.values()), received, repeated
+
+    async def _send_dead_letter(self, msg: Message, err: RecordError) -> None:
+        await self.dead_letter(msg.key, msg.value, err)
+        m.DEAD_LETTERED.labels(err.reason).inc()
+
+    async def _dead_letter_failures(
+        self, prepared: Prepared, failed: dict[int, Exception], stage: str
+    ) -> None:
+        for i, exc in failed.items():
+            err = RecordError("internal_error", describe(stage, exc))
+            await self._send_dead_letter(prepared.messages[i], err)
+
+    async def _prepare_images(self, posts: list[Post]) -> PreparedImages:
+        """The batch's pictures; if preparing them fails as a whole, the posts go on
+        text-only with ``error:internal_error`` (no picture is worth a partition)."""
+        if not posts:
+            return PreparedImages.empty(0)
+        try:
+            return await self.images.prepare(posts)
+        except Exception as exc:  # noqa: BLE001
+            log.error("preparing a batch's images failed: %r", exc, exc_info=True)
+            status = ["error:internal_error" if p.image_url else "absent" for p in posts]
+            out = PreparedImages.empty(len(posts))
+            out.status = status
+            return out
+
+    async def _classify(self, prepared: Prepared, rows: list[int]) -> list[Prediction | None]:
+        posts = [prepared.posts[i] for i in rows]
+        return await self.model.classify(posts, prepared.images.subset(rows))
+
+    def _result(
+        self, prepared: Prepared, i: int, pred: Prediction | None, written_at: datetime
+    ) -> Result:
+        return Result.from_prediction(
+            prepared.posts[i],
+            pred,
+            image_status=prepared.images.status[i],
+            model_version=self.classifier.version,
+            received_at=prepared.received[i],
+            written_at=written_at,
+            run_id=self.run_id,
+        )
 
     async def _write(self, results: list[Result]) -> list[bool]:
         """One pipeline; while Redis is away the batch is held and the write retried."""
@@ -257,7 +335,7 @@ def _count_written(results: list[Result], fresh: list[bool], done: datetime) -> 
             continue
         if r.label:
             m.CLASSIFIED.labels(r.source, "+".join(r.modalities)).inc()
-            m.BY_EMOTION.labels(r.source, r.channel[:64], r.label).inc()
+            m.BY_EMOTION.labels(r.source, m.CHANNELS(r.channel), r.label).inc()
         else:
             m.UNCLASSIFIABLE.labels(r.image_status.removeprefix("error:")).inc()
         m.END_TO_END_SECONDS.observe(max(0.0, (done - r.ingested_at).total_seconds()))

@@ -234,7 +234,7 @@ async def _drain(settings, source, total, summary, dead_letter, checkpoint, rate
     """Every message of ``source`` through the batch code, in batches of ``max_batch``."""
     from .pipeline import BatchProcessor
 
-    processor = await BatchProcessor.from_settings(settings, dead_letter)
+    processor = await BatchProcessor.from_settings(settings, dead_letter, run_id=summary.run_id)
     bar = tqdm(total=total, desc=f"replay {summary.run_id}", unit="post", disable=not progress)
     t0 = time.monotonic()
     batch: list[tuple[str, Message]] = []

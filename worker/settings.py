@@ -15,6 +15,12 @@ class WorkerSettings(Settings):
     consumer_group: str = setting(
         "emostream-worker", "Kafka consumer group; workers in one group share the partitions."
     )
+    run_id: str = setting(
+        "",
+        "Write results into this replay run's namespace (<key_prefix>:replay:<run_id>): "
+        "for a worker group that consumes a replay topic. Empty: the live namespace. The "
+        "run_id field of a message is never used to choose the namespace.",
+    )
     max_batch: int = setting(32, "Most posts classified in one forward pass (the adaptive cap).")
     max_wait_s: float = setting(
         0.5,
@@ -46,6 +52,12 @@ class WorkerSettings(Settings):
     image_max_bytes: int = setting(10 * 1024 * 1024, "Byte cap of one image.")
     image_max_pixels: int = setting(
         40_000_000, "Larger pictures are refused (decompression bombs)."
+    )
+    image_max_side: int = setting(20_000, "Pictures with a longer side are refused.")
+    image_max_aspect: float = setting(
+        20.0,
+        "Pictures more elongated than this (long side / short side) are refused: a 1 x 4,000 "
+        "strip costs seconds and a gigabyte to resize.",
     )
     image_max_redirects: int = setting(3, "Redirects followed (each re-checked).")
     image_concurrency: int = setting(16, "Image fetches in flight per worker.")
@@ -101,3 +113,8 @@ class WorkerSettings(Settings):
         "working directory.",
     )
     worker_metrics_port: int = setting(9101, "Port of the worker /metrics endpoint; 0: none.")
+    metric_channels: int = setting(
+        100,
+        "Distinct channels that get a Prometheus series of their own (the first seen); "
+        'posts of any other channel are counted under channel="other".',
+    )

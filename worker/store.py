@@ -82,8 +82,10 @@ class Result:
         model_version: str,
         received_at: datetime | None,
         written_at: datetime,
+        run_id: str | None = None,
     ) -> Result:
-        """The result of a post; ``pred`` None: no text and its image failed (unclassifiable)."""
+        """The result of a post; ``pred`` None: no text and its image failed (unclassifiable).
+        ``run_id`` is the namespace the writer works for, never the message's own field."""
         scores: dict = dict(label="", emotions={}, sentiment="", sentiments={}, modalities=())
         if pred is not None:
             scores = dict(
@@ -104,7 +106,7 @@ class Result:
             received_at=received_at,
             image_status=image_status,
             model_version=model_version,
-            run_id=post.run_id,
+            run_id=run_id,
             text=(post.text or "")[:280],
         )
 
