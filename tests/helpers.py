@@ -98,3 +98,22 @@ def produce(broker: str, topic: str, posts: list[Post]) -> None:
         producer.send(p)
     producer.close()
     assert producer.stats.failed == 0 and producer.stats.acked == len(posts)
+
+
+def png_header(w: int, h: int) -> bytes:
+    """A PNG that declares w x h pixels and carries garbage pixel data: decoding it would
+    fail as ``undecodable``, so a size refusal proves the size is checked first."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = zlib.crc32(kind + body) & 0xFFFFFFFF
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
+
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", b"\x00garbage")
+        + chunk(b"IEND", b"")
+    )

@@ -7,7 +7,6 @@ import shutil
 import subprocess
 import sys
 import threading
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -135,17 +134,20 @@ def test_aggregates_per_bucket_and_channel(api):
 def test_live_feed_streams_new_results_and_resumes(api):
     url, redis_port = api
     events = []
+    connected = threading.Event()
 
     def listen():
         with httpx.stream("GET", f"{url}/api/feed?emotion=sadness", timeout=20) as r:
             for line in r.iter_lines():
+                if line.startswith(": connected"):
+                    connected.set()  # the stream's position is fixed: write now
                 if line.startswith("data: "):
                     events.append(json.loads(line[6:]))
                     return
 
     t = threading.Thread(target=listen)
     t.start()
-    time.sleep(1.0)
+    assert connected.wait(30), "the feed never connected"
     write(redis_port, [result(4, "joy"), result(5, "sadness")])
     t.join(15)
     assert [e["id"] for e in events] == ["reddit:5"]

@@ -9,7 +9,6 @@ import os
 import re
 import shutil
 import subprocess
-import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -258,9 +257,18 @@ def test_real_prometheus_scrapes_a_worker_and_evaluates_the_rules(
             return bool(data) and float(data[0]["value"][1]) >= 20
 
         wait_for(scraped, timeout_s=60, what="Prometheus to scrape the worker")
-        time.sleep(2)
-        groups = prom_query(port, "/api/v1/rules")["data"]["groups"]
-        rules = [rule for g in groups for rule in g["rules"]]
+
+        def rules_evaluated() -> list:
+            groups = prom_query(port, "/api/v1/rules")["data"]["groups"]
+            rules = [rule for g in groups for rule in g["rules"]]
+            return (
+                rules
+                if rules and all(r.get("lastEvaluation", "0001")[:4] != "0001" for r in rules)
+                else []
+            )
+
+        wait_for(rules_evaluated, timeout_s=60, what="the alert rules to be evaluated")
+        rules = rules_evaluated()
         assert len(rules) == 7 and all(rule["health"] == "ok" for rule in rules), rules
         assert not [
             a

@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import redis
-from helpers import metric, produce, text_posts, wait_for, written
+from helpers import metric, metrics, produce, text_posts, wait_for, written
 
 from emostream.ingest.producer import PostProducer
 from emostream.ingest.record import make_post, now
@@ -32,6 +32,19 @@ def assert_exactly_once(r: redis.Redis, ids: list[str]) -> None:
     assert all(
         r.hget(f"emo:post:{i}", "status") == "classified" for i in ids[:: max(1, len(ids) // 50)]
     )
+
+
+def wait_caught_up(w) -> None:
+    """Until the worker reports every partition it owns fully acknowledged (lag 0):
+    after that no redelivery can arrive, so a double count would already show."""
+
+    def caught_up() -> bool:
+        lags = [
+            v for k, v in metrics(w.metrics_port).items() if k.startswith("emostream_consumer_lag{")
+        ]
+        return bool(lags) and sum(lags) == 0
+
+    wait_for(caught_up, timeout_s=120, proc=w, what="consumer lag 0")
 
 
 def rss_kib(pid: int) -> int:
@@ -54,9 +67,10 @@ def test_kill_9_at_random_moments_loses_nothing_counts_nothing_twice(
     kills = []
     for _ in range(5):
         w = worker_process(broker, redis_server.port, topic_posts=topic, consumer_group=group)
-        start = written(r)
-        wait_for(lambda s=start: written(r) > s, proc=w, what="progress after restart")
-        time.sleep(rng.uniform(0.2, 2.5))  # somewhere inside a batch, or between two
+        # killed by progress, not by time: once a random number of posts more are written
+        # (somewhere inside a batch, or between two), whatever the machine's speed
+        target = written(r) + rng.randint(1, 200)
+        wait_for(lambda t=target: written(r) >= t, proc=w, what="progress", every_s=0.02)
         os.kill(w.pid, signal.SIGKILL)
         w.wait(10)
         kills.append(written(r))
@@ -69,7 +83,7 @@ def test_kill_9_at_random_moments_loses_nothing_counts_nothing_twice(
         what="all posts",
         every_s=1.0,
     )
-    time.sleep(2)  # anything still arriving would be a double count
+    wait_caught_up(w)  # every message acknowledged: nothing more can arrive
     assert_exactly_once(r, [p.id for p in posts])
     print(f"\nkill -9 after {kills} posts written; all {len(posts)} written exactly once")
 
@@ -95,7 +109,12 @@ def test_redis_outage_stalls_the_worker_and_loses_nothing(
             what="stall reported",
         )
         rss_stalled = rss_kib(w.pid)
-        time.sleep(20)
+        wait_for(  # the outage lasts until the worker has retried with back-off 5 times
+            lambda: metric(w.metrics_port, "emostream_redis_errors_total") >= 5,
+            timeout_s=120,
+            proc=w,
+            what="five failed writes",
+        )
         assert w.poll() is None, "worker crashed during the outage"
         errors = metric(w.metrics_port, "emostream_redis_errors_total")
         rss_after = rss_kib(w.pid)
@@ -111,7 +130,7 @@ def test_redis_outage_stalls_the_worker_and_loses_nothing(
         assert metric(w.metrics_port, "emostream_redis_stalled") == 0
         assert errors >= 3  # retried with back-off, not once and given up
         assert rss_after < rss_stalled + 50_000  # held, not piling up batches (KiB)
-        time.sleep(2)
+        wait_caught_up(w)
         assert_exactly_once(r, [p.id for p in posts])
         print(
             f"\noutage {time.monotonic() - outage_start:.0f}s, {errors:.0f} failed writes, "
@@ -244,6 +263,41 @@ def test_sigterm_finishes_the_batch_in_hand_and_a_restart_resumes(
         what="the rest after restart",
         every_s=1.0,
     )
-    time.sleep(2)
+    wait_caught_up(w)
     assert_exactly_once(r, [p.id for p in posts])
     print(f"\nSIGTERM after {stopped_at} posts; restart finished the rest, each once")
+
+
+def test_ingest_waits_for_a_broker_that_starts_after_it(data_dir):
+    from prometheus_client import REGISTRY
+
+    from emostream.testing import free_port
+
+    def unreachable() -> float:
+        return REGISTRY.get_sample_value("emostream_broker_unreachable_total") or 0.0
+
+    port = free_port()
+    before = unreachable()
+    started = []
+
+    def start_broker_after_two_failed_attempts() -> None:
+        wait_for(lambda: unreachable() >= before + 2, timeout_s=120, what="two attempts")
+        started.append(start_tansu(port=port))
+
+    t = threading.Thread(target=start_broker_after_two_failed_attempts)
+    t.start()
+    try:
+        settings = Settings(
+            env={}, kafka_bootstrap=f"127.0.0.1:{port}", topic_posts="late", ingest_metrics_port=0
+        )
+        producer = PostProducer(settings, "replay", bootstrap_timeout_ms=1000)  # per attempt
+        t.join(120)
+        create_topics(f"127.0.0.1:{port}", {"late": 1})
+        for p in text_posts(data_dir, 20, "late"):
+            producer.send(p)
+        producer.close(timeout_s=30)
+        assert producer.stats.acked == 20 and unreachable() >= before + 2
+    finally:
+        t.join(120)
+        for svc in started:
+            svc.stop()

@@ -4,7 +4,7 @@ import io
 
 import pytest
 import torch
-from helpers import fuzz_examples
+from helpers import fuzz_examples, png_header
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -95,25 +95,6 @@ def test_normalise_gives_channels_last_in_range():
     x = T.normalise(batch)
     assert x.is_contiguous(memory_format=torch.channels_last)
     assert -1.0 <= x.min() and x.max() <= 1.0
-
-
-def png_header(w: int, h: int) -> bytes:
-    """A PNG that declares w x h pixels and carries garbage pixel data: decoding it would
-    fail as ``undecodable``, so a size refusal proves the size is checked first."""
-    import struct
-    import zlib
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        crc = zlib.crc32(kind + body) & 0xFFFFFFFF
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
-
-    ihdr = struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", ihdr)
-        + chunk(b"IDAT", b"\x00garbage")
-        + chunk(b"IEND", b"")
-    )
 
 
 @pytest.mark.parametrize(
