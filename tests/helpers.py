@@ -40,7 +40,7 @@ def metric(port: int, name: str, default: float = 0.0) -> float:
 
 
 def wait_for(
-    predicate, timeout_s: float = 180, what: str = "condition", proc=None, every_s: float = 0.5
+    predicate, timeout_s: float = 180, what="condition", proc=None, every_s: float = 0.5
 ) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -49,7 +49,8 @@ def wait_for(
         if predicate():
             return
         time.sleep(every_s)
-    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+    detail = what() if callable(what) else what  # a callable: the state at the timeout
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {detail}")
 
 
 def written(r: redis.Redis, prefix: str = "emo") -> int:
