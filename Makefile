@@ -45,6 +45,10 @@ test: $(STAMP) lint typecheck
 fuzz: $(STAMP)
 	EMOSTREAM_FUZZ_EXAMPLES=30000 HYPOTHESIS_PROFILE=explore $(BIN)/pytest -q -m fuzz
 
+# 30 minutes of mixed traffic with kill -9, Redis restarts and hostile bursts (not in test).
+soak: $(STAMP)
+	$(BIN)/python bench/soak.py --minutes 30
+
 # Every benchmark in turn (about 45 minutes on 2 cores); each prints a table and writes JSON.
 bench: $(STAMP)
 	$(BIN)/python bench/encoders.py
