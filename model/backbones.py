@@ -44,6 +44,9 @@ class TextBackbone:
     """Texts are cut to this many characters before tokenising (the model reads 256 tokens)."""
     build: Callable[[torch.device], Callable[[list[str], int], torch.Tensor]] = field(repr=False)
     """Returns ``encode(texts, batch_size) -> (N, dim)`` float tensor on the device."""
+    build_net: Callable[[], nn.Module] | None = field(default=None, repr=False)
+    """The network as a module (``model/text_model.MiniLM``) for the ONNX Runtime path;
+    None: this backbone runs on torch only."""
 
 
 class _PooledEfficientNet(nn.Module):
@@ -142,6 +145,14 @@ def _minilm_finetuned(delta: Path, device: torch.device):
     return finetuned_encoder(delta, device)
 
 
+def _minilm_net(delta: Path) -> nn.Module:
+    from .text_model import MiniLM
+
+    net = MiniLM()
+    net.load_delta(delta)
+    return net.eval()
+
+
 def _efficientnet_finetuned(delta: Path) -> nn.Module:
     from .image_model import finetuned_image_net
 
@@ -151,7 +162,14 @@ def _efficientnet_finetuned(delta: Path) -> nn.Module:
 def finetuned_text(name: str, delta: Path) -> TextBackbone:
     base = TEXT_BACKBONES["all-minilm-l6-v2"]
     version = delta_version(base.version, delta)
-    return TextBackbone(name, base.dim, version, base.max_chars, partial(_minilm_finetuned, delta))
+    return TextBackbone(
+        name,
+        base.dim,
+        version,
+        base.max_chars,
+        partial(_minilm_finetuned, delta),
+        build_net=partial(_minilm_net, delta),
+    )
 
 
 def finetuned_image(name: str, delta: Path) -> ImageBackbone:

@@ -36,7 +36,11 @@ class Prediction:
 
 class EmotionClassifier:
     def __init__(
-        self, weights: Weights = Weights.DEFAULT, device=None, precision: str = "auto"
+        self,
+        weights: Weights = Weights.DEFAULT,
+        device=None,
+        precision: str = "auto",
+        runtime: str = "auto",
     ) -> None:
         self.device = pick_device(device)
         self.model, self.card = weights.load(self.device)
@@ -47,7 +51,9 @@ class EmotionClassifier:
         self.temperature = {h: calibration.get(h, {}).get("temperature", 1.0) for h in HEADS}
         """Per head, the logits are divided by this before the softmax (calibrated scores)."""
         enc = self.card["encoders"]
-        self.encoder = Encoder(enc["image"], enc["text"], self.device, precision=precision)
+        self.encoder = Encoder(
+            enc["image"], enc["text"], self.device, precision=precision, runtime=runtime
+        )
         if self.encoder.version != enc["version"]:
             raise RuntimeError(
                 f"weights were trained on encoders {enc['version']}, "

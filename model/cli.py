@@ -34,7 +34,12 @@ def _cache(args):
 
     text = args.text_encoder or (SERVED_TEXT if SERVED_TEXT in TEXT_BACKBONES else None)
     image = args.image_encoder or (SERVED_IMAGE if SERVED_IMAGE in IMAGE_BACKBONES else None)
-    encoder = Encoder(image or "efficientnet-lite0", text or "all-minilm-l6-v2", args.device)
+    encoder = Encoder(
+        image or "efficientnet-lite0",
+        text or "all-minilm-l6-v2",
+        args.device,
+        runtime=getattr(args, "runtime", "eager"),
+    )
     return FeatureCache(encoder, args.cache_dir)
 
 
@@ -53,6 +58,13 @@ def _common(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if present)")
     p.add_argument("--datasets", nargs="+", default=None, help="a subset of the datasets")
+    p.add_argument(
+        "--runtime",
+        choices=("eager", "onnx", "onnx-int8"),
+        default="eager",
+        help="encoders on torch (eager) or ONNX Runtime (onnx: the workers' CPU default; "
+        "onnx-int8: int8 text weights)",
+    )
     p.add_argument(
         "--text-encoder",
         default=None,
@@ -183,10 +195,17 @@ def _eval_served(args, cache, datasets) -> int:
     if args.update_reports:
         out = REPORTS / "served"
     else:
-        out = Path(args.out or default_reports_dir() / version / args.split)
+        runtime = cache.encoder.runtime
+        out = Path(args.out or default_reports_dir() / version / runtime / args.split)
     metrics = evaluate_served(model, cache, data_dir, datasets, out, split=args.split)
-    title = f"{path.name} (model {version}), {data_dir}, split {args.split}"
-    meta = {"data_dir": str(data_dir), "split": args.split, "model_version": version}
+    runtime = cache.encoder.runtime
+    title = f"{path.name} (model {version}, {runtime}), {data_dir}, split {args.split}"
+    meta = {
+        "data_dir": str(data_dir),
+        "split": args.split,
+        "model_version": version,
+        "runtime": runtime,
+    }
     write_report(metrics, out, title, meta)
     print((out / "served.md").read_text())
     print(f"report in {out}")

@@ -63,6 +63,26 @@ def pick_precision(precision: str, device: torch.device) -> str:
     return precision
 
 
+def pick_runtime(runtime: str, device: torch.device, text: TextBackbone) -> str:
+    """``auto``: ONNX Runtime (fp32) on CPU when it is installed and the text backbone
+    exports; else torch. ``onnx`` and ``onnx-int8`` are refused on a GPU or for a backbone
+    that cannot export."""
+    if runtime not in ("auto", "eager", "onnx", "onnx-int8"):
+        raise ValueError(f"runtime must be auto, eager, onnx or onnx-int8; got {runtime!r}")
+    exportable = device.type == "cpu" and text.build_net is not None
+    if runtime == "auto":
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError:
+            return "eager"
+        return "onnx" if exportable else "eager"
+    if runtime == "onnx" and not exportable:
+        raise ValueError(
+            f"runtime onnx needs the CPU and an exportable text backbone ({text.name})"
+        )
+    return runtime
+
+
 class Encoder:
     """Frozen image + text encoders behind one batch call."""
 
@@ -74,6 +94,7 @@ class Encoder:
         *,
         precision: str = "auto",
         channels_last: bool = True,
+        runtime: str = "eager",
     ) -> None:
         self.image_backbone = image_backbone(image) if isinstance(image, str) else image
         self.text_backbone = text_backbone(text) if isinstance(text, str) else text
@@ -82,6 +103,10 @@ class Encoder:
         """Autocast dtype of both encoders' forward passes (features come out float32)."""
         self.channels_last = channels_last
         """Image batches and the image network in NHWC layout (faster convolutions)."""
+        self.runtime = pick_runtime(runtime, self.device, self.text_backbone)
+        """``eager`` (torch), ``onnx`` (ONNX Runtime, fp32) or ``onnx-int8`` (int8 text
+        weights); see ``model/onnx_runtime.py``. ``auto``: onnx on CPU where the text
+        backbone can be exported, eager otherwise."""
         cuda = self.device.type == "cuda"
         self.image_pass = 128 if cuda else 4
         """Pictures per forward pass. On CPU, EfficientNet-Lite0 is fastest in small passes
@@ -100,11 +125,22 @@ class Encoder:
         return f"{self.image_backbone.version}+{self.text_backbone.version}"
 
     @property
+    def feature_version(self) -> str:
+        """Identifies the feature values: the version, plus the runtime where it changes
+        them (keys the feature cache)."""
+        return self.version if self.runtime == "eager" else f"{self.version}+{self.runtime}"
+
+    @property
     def transform(self):
         return self.image_backbone.transform
 
     # -- the two encoders, loaded on first use -------------------------------------------
     def _image_model(self) -> torch.nn.Module:
+        if self._image_net is None and self.runtime.startswith("onnx"):
+            from .onnx_runtime import ImageSession
+
+            bb = self.image_backbone
+            self._image_net = ImageSession(bb.version, bb.build, self.transform.crop)  # type: ignore[assignment]
         if self._image_net is None:
             net = self.image_backbone.build().eval().to(self.device)
             if self.channels_last:
@@ -124,11 +160,19 @@ class Encoder:
         if not texts:
             return torch.zeros(0, self.text_backbone.dim)
         if self._text_fn is None:
-            self._text_fn = self.text_backbone.build(self.device)
+            self._text_fn = self._build_text()
         cut = [t[: self.text_backbone.max_chars] for t in texts]
         batch_size = batch_size or self.text_pass
         with torch.inference_mode(), self._autocast():
             return self._text_fn(cut, batch_size).float().cpu()
+
+    def _build_text(self) -> Callable[[list[str], int], torch.Tensor]:
+        bb = self.text_backbone
+        if self.runtime.startswith("onnx") and bb.build_net is not None:
+            from .onnx_runtime import text_encoder
+
+            return text_encoder(bb.version, bb.build_net, int8=self.runtime == "onnx-int8")
+        return bb.build(self.device)
 
     def encode_images(self, images: list[torch.Tensor], batch_size: int | None = None):
         """Decoded uint8 (3, H, W) tensors -> (N, image_dim) features on the CPU.

@@ -61,7 +61,7 @@ def content_key(item: Item) -> str:
 class FeatureCache:
     def __init__(self, encoder: Encoder, cache_dir: Path | None = None, batch_size: int = 64):
         self.encoder = encoder
-        self.dir = (cache_dir or default_cache_dir()) / encoder.version.replace("/", "_")
+        self.dir = (cache_dir or default_cache_dir()) / encoder.feature_version.replace("/", "_")
         self.batch_size = batch_size
 
     def _path(self, dataset: str) -> Path:

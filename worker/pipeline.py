@@ -124,7 +124,13 @@ class BatchProcessor:
             gpu_decoder=gpu_decoder,
         )
         self.model = BatchClassifier(classifier, self.reuse)
-        m.MODEL_INFO.info({"version": classifier.version, "device": str(classifier.device)})
+        m.MODEL_INFO.info(
+            {
+                "version": classifier.version,
+                "device": str(classifier.device),
+                "runtime": classifier.encoder.runtime,
+            }
+        )
 
     @classmethod
     async def from_settings(
@@ -136,7 +142,9 @@ class BatchProcessor:
         if settings.torch_threads:
             torch.set_num_threads(settings.torch_threads)
         device = None if settings.device == "auto" else settings.device
-        classifier = EmotionClassifier(device=device, precision=settings.precision)
+        classifier = EmotionClassifier(
+            device=device, precision=settings.precision, runtime=settings.runtime
+        )
         enc = classifier.encoder
         enc.image_backbone = dataclasses.replace(
             enc.image_backbone,
@@ -169,7 +177,12 @@ class BatchProcessor:
             run_id=run_id or settings.run_id or None,
         )
         await processor.warm_up()  # load both encoders now, not in the first batch
-        log.info("emostream ready: model %s on %s", classifier.version, classifier.device)
+        log.info(
+            "emostream ready: model %s on %s (%s)",
+            classifier.version,
+            classifier.device,
+            classifier.encoder.runtime,
+        )
         return processor
 
     async def warm_up(self) -> None:

@@ -77,6 +77,12 @@ class WorkerSettings(Settings):
     precision: str = setting(
         "auto", "Encoders' autocast dtype: auto (fp16 on CUDA, fp32 on CPU), fp32, fp16, bf16."
     )
+    runtime: str = setting(
+        "auto",
+        "Encoders' runtime: auto (onnx on CPU, eager on CUDA), eager (torch), onnx (ONNX "
+        "Runtime, fp32: same features, faster) or onnx-int8 (int8 text weights: faster on "
+        "text, up to 2 points of accuracy on some test sets; docs/performance.md).",
+    )
     torch_threads: int = setting(0, "CPU threads for torch; 0: torch's default.")
     feature_reuse_size: int = setting(
         10_000,
