@@ -17,6 +17,8 @@ COPY --from=build /install /usr/local
 RUN useradd --create-home --uid 10001 emostream
 USER emostream
 WORKDIR /home/emostream
+# the CPU encoders' ONNX files, built now so that a container starts warm
+RUN emostream export-onnx
 # the model weights ship inside the installed package (model/weights)
 EXPOSE 9100 9101
 ENTRYPOINT ["emostream"]

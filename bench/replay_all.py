@@ -1,12 +1,14 @@
 """Replay all of ../shared/data through the worker's batch code, in one run.
 
-    python bench/replay_all.py [--data-dir ../shared/data] [--json bench/results/replay_all.json]
+    python bench/replay_all.py [--runtimes onnx eager] [--json bench/results/replay_all.json]
 
 Starts its own redis-server and a loopback server for the dataset pictures, then runs
 ``emostream replay <data dir> --image-base-url <server>`` (as a function): every posts.csv,
 80,189 rows. The original image URLs of rows without a picture file are dropped (they
 are dead 2009-2016 links, see the data README): those posts are classified on their text.
-Prints the summary and writes JSON with the throughput.
+Each runtime of ``--runtimes`` replays everything in turn, in the same run, with a
+redis-server of its own (``eager``: the plain torch path before the ONNX Runtime one).
+Prints the summaries and writes JSON with the throughput of each.
 """
 
 from __future__ import annotations
@@ -28,27 +30,23 @@ from emostream.worker.replay import run_replay  # noqa: E402
 from emostream.worker.settings import WorkerSettings  # noqa: E402
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--data-dir", type=Path, default=default_data_dir())
-    ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--json", type=Path, default=REPO / "bench/results/replay_all.json")
-    args = ap.parse_args()
+def replay(data_dir: Path, batch: int, runtime: str) -> dict:
     store = start_redis(Path(tempfile.mkdtemp(prefix="emostream-replay-")))
-    images = serve_directory(args.data_dir)
+    images = serve_directory(data_dir)
     try:
         settings = WorkerSettings(
             env={},
             redis_url=f"redis://127.0.0.1:{store.port}/0",
             image_allow_networks=["127.0.0.0/8"],
-            max_batch=args.batch,
+            max_batch=batch,
             worker_metrics_port=0,
+            runtime=runtime,
         )
         # the posts.csv "image" column is relative to each dataset folder
         summary = run_replay(
             settings,
-            files=sorted(args.data_dir.glob("*/posts.csv")),
-            run_id="all-data",
+            files=sorted(data_dir.glob("*/posts.csv")),
+            run_id=f"all-data-{runtime}",
             image_base_url=None,
             progress=True,
             tag="bench/replay_all.py",
@@ -58,17 +56,29 @@ def main() -> None:
     finally:
         images.stop()
         store.stop()
-    print(summary.line())
-    out = {
+    print(runtime, summary.line(), flush=True)
+    return {
         "rows": summary.rows,
         "seconds": summary.seconds,
         "posts_per_s": summary.rows / summary.seconds,
         "written": summary.written,
         "dead_lettered": dict(summary.dead),
         "unclassifiable": summary.unclassifiable,
-        "batch": args.batch,
-        "cores": os.cpu_count(),
     }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--data-dir", type=Path, default=default_data_dir())
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--runtimes", nargs="+", default=["onnx", "eager"])
+    ap.add_argument("--json", type=Path, default=REPO / "bench/results/replay_all.json")
+    args = ap.parse_args()
+    runs = {rt: replay(args.data_dir, args.batch, rt) for rt in args.runtimes}
+    print("\n| runtime | rows | seconds | posts/s |\n|---|---:|---:|---:|")
+    for rt, r in runs.items():
+        print(f"| {rt} | {r['rows']} | {r['seconds']:.0f} | {r['posts_per_s']:.1f} |")
+    out = {"runs": runs, "batch": args.batch, "cores": os.cpu_count()}
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(out, indent=1))
     print(f"wrote {args.json}")

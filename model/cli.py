@@ -276,6 +276,22 @@ def cmd_sample(args) -> int:
     return 0
 
 
+def cmd_export_onnx(args) -> int:
+    """Build the ONNX files of the served encoders now (containers start warm)."""
+    import torch
+
+    from .classifier import EmotionClassifier
+    from .encoder import PostInput
+    from .onnx_runtime import onnx_dir
+
+    for runtime in args.runtime:
+        clf = EmotionClassifier(device="cpu", runtime=runtime)
+        clf.classify([PostInput("export", torch.zeros(3, 224, 224, dtype=torch.uint8))])
+        print(f"{runtime}: ready for {clf.version}")
+    print(f"ONNX files in {onnx_dir()}")
+    return 0
+
+
 def add_commands(sub) -> None:
     p = sub.add_parser("train", help="train the served common-space model")
     _common(p)
@@ -331,6 +347,14 @@ def add_commands(sub) -> None:
     )
     p.add_argument("--device", default=None)
     p.set_defaults(func=cmd_classify)
+
+    p = sub.add_parser(
+        "export-onnx", help="build the encoders' ONNX files now, not at the first start"
+    )
+    p.add_argument(
+        "--runtime", nargs="+", choices=("onnx", "onnx-int8"), default=["onnx", "onnx-int8"]
+    )
+    p.set_defaults(func=cmd_export_onnx)
 
     p = sub.add_parser("sample", help="classify the bundled sample posts offline")
     p.add_argument("--device", default=None)

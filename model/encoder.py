@@ -108,14 +108,16 @@ class Encoder:
         weights); see ``model/onnx_runtime.py``. ``auto``: onnx on CPU where the text
         backbone can be exported, eager otherwise."""
         cuda = self.device.type == "cuda"
-        self.image_pass = 128 if cuda else 4
-        """Pictures per forward pass. On CPU, EfficientNet-Lite0 is fastest in small passes
-        (``python bench/encoders.py`` on 2 cores, channels_last: 72 / 90 / 101 / 83 / 49
-        images/s at 1 / 2 / 4 / 8 / 32 per pass): larger ones spill the caches. On a GPU
-        large passes fill the device."""
-        self.text_pass = 256 if cuda else 16
-        """Texts per forward pass (same bench: 101 / 137 / 146 / 116 texts/s at 1 / 8 / 16
-        / 32 on CPU)."""
+        onnx = self.runtime.startswith("onnx")
+        self.image_pass = 128 if cuda else (8 if onnx else 4)
+        """Pictures per forward pass. On CPU, EfficientNet-Lite0 on torch is fastest in small
+        passes (``python bench/encoders.py`` on 2 cores, channels_last: 72 / 90 / 101 / 83 /
+        49 images/s at 1 / 2 / 4 / 8 / 32 per pass): larger ones spill the caches; on ONNX
+        Runtime 8 (``python bench/cpu_runtime.py --passes``). On a GPU large passes fill the
+        device."""
+        self.text_pass = 256 if cuda else (32 if onnx else 16)
+        """Texts per forward pass (torch on CPU: 101 / 137 / 146 / 116 texts/s at 1 / 8 / 16
+        / 32; ONNX Runtime: 32)."""
         self._image_net: torch.nn.Module | None = None
         self._text_fn: Callable[[list[str], int], torch.Tensor] | None = None
 
