@@ -5,6 +5,7 @@ emostream ingest replay|reddit|flickr           sources into Kafka (ingest/cli.p
 emostream worker                                the faust worker
 emostream demo                                  the whole pipeline on this machine
 emostream settings                              every EMOSTREAM_* setting, as a table
+emostream deadletters list|show|redrive         read and re-drive the dead-letter topic
 """
 
 from __future__ import annotations
@@ -32,6 +33,46 @@ def cmd_settings(args) -> int:
     from .settings import WorkerSettings
 
     print(WorkerSettings().effective() if args.effective else WorkerSettings.table())
+    return 0
+
+
+def cmd_deadletters(args) -> int:
+    from datetime import datetime
+
+    from . import redrive as rd
+    from .settings import WorkerSettings
+
+    def when(text):
+        return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+
+    settings = WorkerSettings()
+    letters = rd.read_all(settings, args.topic)
+    if args.action == "show":
+        for d in rd.select(letters, refs=args.refs):
+            print(
+                f"{d.ref}  {d.reason}  at {d.at}  key {d.key!r}  {len(d.original)} bytes"
+                + ("  (truncated)" if d.truncated else "")
+            )
+            print(f"  detail: {d.detail}")
+            print(f"  original: {d.original[:2000]!r}")
+        return 0
+    chosen = rd.select(
+        letters, reasons=args.reason, since=when(args.since), until=when(args.until), refs=args.refs
+    )
+    if args.action == "list" or args.dry_run:
+        print(f"{'ref':>10}  {'at':<32} {'reason':<22} {'bytes':>8}  original")
+        for d in chosen:
+            print(
+                f"{d.ref:>10}  {str(d.at):<32} {d.reason:<22} {len(d.original):>8}  "
+                f"{d.original[:50]!r}"
+            )
+        print(f"{len(chosen)} of {len(letters)} dead letters")
+        return 0
+    sent, skipped = rd.redrive(settings, chosen)
+    print(
+        f"re-drove {sent} to {settings.topic_posts}"
+        + (f"; skipped {len(skipped)} truncated: {', '.join(skipped)}" if skipped else "")
+    )
     return 0
 
 
@@ -121,6 +162,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("api", help="the dashboard API and live page over Redis")
     p.set_defaults(func=cmd_api)
+
+    p = sub.add_parser("deadletters", help="list, show or re-drive dead letters")
+    p.add_argument("action", choices=("list", "show", "redrive"))
+    p.add_argument("refs", nargs="*", help="dead letters by partition:offset (all if none)")
+    p.add_argument("--reason", nargs="+", default=None, help="only these reason codes")
+    p.add_argument("--since", default=None, help="dead-lettered at or after (ISO 8601)")
+    p.add_argument("--until", default=None, help="dead-lettered before (ISO 8601)")
+    p.add_argument("--topic", default=None, help="default: EMOSTREAM_TOPIC_DEAD_LETTER")
+    p.add_argument("--dry-run", action="store_true", help="redrive: list what would be sent")
+    p.set_defaults(func=cmd_deadletters)
 
     p = sub.add_parser("settings", help="print the settings table")
     p.add_argument(
