@@ -127,8 +127,7 @@ def text_encoder(version: str, build: Callable[[], nn.Module], int8: bool = Fals
         from .text_model import MAX_TOKENS
 
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # less padding
-        out = np.empty((len(texts), 0), dtype=np.float32)
-        parts = []
+        parts: list[tuple[list[int], np.ndarray]] = []
         for s in range(0, len(order), batch_size):
             rows = order[s : s + batch_size]
             tok = tokenizer(

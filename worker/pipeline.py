@@ -266,8 +266,8 @@ class BatchProcessor:
                 continue
             except Exception as exc:  # noqa: BLE001 - a decoder bug must not stop the partition
                 log.error("decoding a message failed unexpectedly: %r", exc, exc_info=True)
-                err = RecordError("internal_error", describe("decode", exc))
-                await self._send_dead_letter(msg, err)
+                failure = RecordError("internal_error", describe("decode", exc))
+                await self._send_dead_letter(msg, failure)
                 continue
             if post.id in kept:
                 repeated += 1
