@@ -59,6 +59,28 @@ class Aggregates(msgspec.Struct):
     channels: dict[str, dict[str, int]]
 
 
+class VersionPosts(msgspec.Struct):
+    version: str
+    posts: int
+
+
+class Versions(msgspec.Struct):
+    live: list[VersionPosts]
+    shadow: list[VersionPosts]
+
+
+class Comparison(msgspec.Struct):
+    shadow: str
+    live: list[str]
+    """The live versions the compared posts had."""
+    posts: int
+    """Posts with a result from both (the shadow's latest ``limit``)."""
+    emotion_agreement: float | None
+    sentiment_agreement: float | None
+    confusion: dict[str, dict[str, int]]
+    """live label -> shadow label -> posts."""
+
+
 def _query(name: str, desc: str, kind: str = "string") -> dict:
     return {"name": name, "in": "query", "required": False, "description": desc,
             "schema": {"type": kind}}  # fmt: skip
@@ -71,7 +93,8 @@ def _ok(name: str) -> dict:
 
 def openapi() -> dict:
     _, components = msgspec.json.schema_components(
-        [PostResult, Latest, Aggregates], ref_template="#/components/schemas/{name}"
+        [PostResult, Latest, Aggregates, Versions, Comparison],
+        ref_template="#/components/schemas/{name}",
     )
     common = [_query("run", "a replay's run id (default: the live namespace)")]
     filters = [
@@ -91,6 +114,11 @@ def openapi() -> dict:
                             [*common, *filters[:2], *window], _ok("Aggregates")),
         "/api/feed": ("Server-Sent Events: each new result (a FeedResult per event)",
                       [*common, *filters], sse),
+        "/api/versions": ("Model versions with results, live and shadow", [], _ok("Versions")),
+        "/api/compare": ("A shadow model version against the live results of the same posts",
+                         [_query("shadow", "the shadow's model version (required)"),
+                          _query("limit", "1..10000, default 1000", "integer")],
+                         _ok("Comparison")),
     }  # fmt: skip
     return {
         "openapi": "3.0.3",

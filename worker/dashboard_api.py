@@ -179,6 +179,69 @@ async def feed(request: web.Request) -> web.StreamResponse:
     return response
 
 
+def _name(text: str, what: str) -> str:
+    if not text or not all(c.isalnum() or c in "-_.+" for c in text):
+        raise web.HTTPBadRequest(text=f"{what}: letters, digits, - _ . + only")
+    return text
+
+
+async def versions(request: web.Request) -> web.Response:
+    """The model versions with results: live, and each shadow namespace."""
+    prefix = request.app["settings"].key_prefix
+    r = request.app["redis"]
+    out: dict[str, list[dict]] = {"live": [], "shadow": []}
+    for kind, pattern in (("live", f"{prefix}:totals:*"), ("shadow", f"{prefix}:shadow:*")):
+        async for key in r.scan_iter(match=pattern, count=500):
+            if kind == "shadow" and ":totals:" not in key:
+                continue
+            version = key.rsplit(":totals:", 1)[1]
+            posts = sum(int(v) for v in (await r.hvals(key)))
+            out[kind].append({"version": version, "posts": posts})
+    return web.json_response(out)
+
+
+async def compare(request: web.Request) -> web.Response:
+    """A shadow version against the live results of the same posts: agreement of the top
+    emotion and of the sentiment, and the confusion between the two (live x shadow), over
+    the shadow's latest ``limit`` results that have a live result too."""
+    prefix = request.app["settings"].key_prefix
+    shadow = _name(request.query.get("shadow", ""), "shadow")
+    try:
+        limit = min(10_000, max(1, int(request.query.get("limit", "1000"))))
+    except ValueError:
+        raise web.HTTPBadRequest(text="limit must be an integer") from None
+    r = request.app["redis"]
+    entries = await r.xrevrange(f"{prefix}:shadow:{shadow}:feed", count=limit)
+    ids = [fields["id"] for _, fields in entries]
+    pipe = r.pipeline(transaction=False)
+    for i in ids:
+        pipe.hmget(f"{prefix}:post:{i}", "label", "sentiment", "model_version")
+    lives = await pipe.execute()
+    n = same = same_sentiment = 0
+    confusion: dict[str, dict[str, int]] = {}
+    live_versions: set[str] = set()
+    for (_, fields), (label, sentiment, version) in zip(entries, lives, strict=True):
+        if version is None or version == shadow:
+            continue  # no live result (yet) for this post
+        n += 1
+        live_versions.add(version)
+        same += label == fields["label"]
+        same_sentiment += sentiment == fields["sentiment"]
+        row = confusion.setdefault(label or "unclassifiable", {})
+        col = fields["label"] or "unclassifiable"
+        row[col] = row.get(col, 0) + 1
+    return web.json_response(
+        {
+            "shadow": shadow,
+            "live": sorted(live_versions),
+            "posts": n,
+            "emotion_agreement": same / n if n else None,
+            "sentiment_agreement": same_sentiment / n if n else None,
+            "confusion": confusion,
+        }
+    )
+
+
 async def page(request: web.Request) -> web.Response:
     return web.Response(text=PAGE.read_text(), content_type="text/html")
 
@@ -219,6 +282,8 @@ def create_api(settings: WorkerSettings) -> web.Application:
     app.router.add_get("/api/latest", latest)
     app.router.add_get("/api/aggregates", aggregates)
     app.router.add_get("/api/feed", feed)
+    app.router.add_get("/api/versions", versions)
+    app.router.add_get("/api/compare", compare)
     app.router.add_get("/metrics", make_aiohttp_handler())
     return app
 

@@ -143,7 +143,10 @@ class BatchProcessor:
             torch.set_num_threads(settings.torch_threads)
         device = None if settings.device == "auto" else settings.device
         classifier = EmotionClassifier(
-            device=device, precision=settings.precision, runtime=settings.runtime
+            weights=_weights(settings.weights),
+            device=device,
+            precision=settings.precision,
+            runtime=settings.runtime,
         )
         enc = classifier.encoder
         enc.image_backbone = dataclasses.replace(
@@ -166,7 +169,9 @@ class BatchProcessor:
         processor = cls(
             classifier,
             fetcher,
-            ResultStore.from_settings(settings),
+            ResultStore.from_settings(
+                settings, shadow_version=classifier.version if settings.shadow else None
+            ),
             dead_letter,
             decode_threads=settings.decode_threads,
             redis_retry_max_s=settings.redis_retry_max_s,
@@ -338,6 +343,18 @@ class BatchProcessor:
         )
         m.REDIS_STALLED.set(0)
         return out
+
+
+def _weights(name: str):
+    from emostream.model.weights import Weights
+
+    try:
+        return Weights[name]
+    except KeyError:
+        from emostream.ingest.settings import SettingError
+
+        known = ", ".join(Weights.__members__)
+        raise SettingError(f"EMOSTREAM_WEIGHTS={name!r} is not one of {known}") from None
 
 
 def _count_written(results: list[Result], fresh: list[bool], done: datetime) -> None:

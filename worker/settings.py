@@ -73,6 +73,17 @@ class WorkerSettings(Settings):
     )
 
     # -- Model --------------------------------------------------------------------------------
+    weights: str = setting(
+        "DEFAULT",
+        "Shipped weights to serve: a member of model.weights.Weights (DEFAULT, "
+        "COMMONSPACE_V2, COMMONSPACE_V1).",
+    )
+    shadow: bool = setting(
+        False,
+        "Shadow mode: write every result under <key_prefix>:shadow:<model version>:*, never "
+        "the live keys. Run it as a second consumer group on the live topic to compare a "
+        "model with the live one (/api/compare) before switching.",
+    )
     device: str = setting("auto", "auto (cuda when present), cpu, cuda or cuda:N.")
     precision: str = setting(
         "auto", "Encoders' autocast dtype: auto (fp16 on CUDA, fp32 on CPU), fp32, fp16, bf16."

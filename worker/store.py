@@ -1,6 +1,6 @@
 """Results in Redis: idempotent by post id and model version.
 
-Keys (``{p}`` is the key prefix: ``emo`` live, ``emo:replay:<run id>`` for a replay):
+Keys:
 
 ``{p}:post:{id}``                   hash: the result (label, scores, sentiment, modalities,
                                     image status, model version, timestamps); TTL
@@ -9,6 +9,9 @@ Keys (``{p}`` is the key prefix: ``emo`` live, ``emo:replay:<run id>`` for a rep
                                     bucket (epoch seconds of its start); TTL
 ``{p}:totals:{version}``            hash ``label`` -> posts, all time
 ``{p}:feed``                        stream of results for dashboards, capped (~feed_maxlen)
+
+``{p}`` is ``emo`` live, ``emo:replay:<run id>`` for a replay and
+``emo:shadow:<model version>`` for a shadow worker group (``EMOSTREAM_SHADOW``).
 
 One Lua script per post, all of a batch's scripts in one pipeline (one round trip). The
 script sets the marker with NX; only when it was not there does it write the hash, bump
@@ -186,13 +189,17 @@ class ResultStore:
         return cls(client, **kw)
 
     @classmethod
-    def from_settings(cls, settings: WorkerSettings) -> ResultStore:
-        """Connected as ``worker/redis_client.py`` says, laid out as the settings say."""
+    def from_settings(
+        cls, settings: WorkerSettings, shadow_version: str | None = None
+    ) -> ResultStore:
+        """Connected as ``worker/redis_client.py`` says, laid out as the settings say; with
+        ``shadow_version``, every key under ``<prefix>:shadow:<version>`` instead."""
         from .redis_client import async_client
 
+        prefix = settings.key_prefix
         return cls(
             async_client(settings),
-            prefix=settings.key_prefix,
+            prefix=f"{prefix}:shadow:{shadow_version}" if shadow_version else prefix,
             ttl_s=settings.result_ttl_s,
             bucket_s=settings.count_bucket_s,
             count_ttl_s=settings.count_ttl_s,
