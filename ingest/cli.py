@@ -99,12 +99,13 @@ def add_commands(sub) -> None:
     r.add_argument(
         "--rate", type=float, default=0.0, help="posts per second; 0: as fast as possible"
     )
-    r.add_argument("--run-id", default=None, help="names the replay's Redis namespace")
     r.add_argument(
-        "--live",
-        action="store_true",
-        help="write into the live namespace instead of a replay namespace",
+        "--run-id",
+        default=None,
+        help="stamped into each record (a label: the namespace results go to is the "
+        "consuming worker group's EMOSTREAM_RUN_ID, never the message's)",
     )
+    r.add_argument("--live", action="store_true", help="stamp no run id")
     r.add_argument(
         "--image-base-url",
         default=None,

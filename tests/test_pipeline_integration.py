@@ -83,7 +83,8 @@ def test_every_post_has_exactly_one_correct_result(
     n = len(posts)
     topic, dlq = unique("posts"), unique("dead")
     create_topics(broker, {topic: 2, dlq: 1})
-    common = {"topic_posts": topic, "topic_dead_letter": dlq, "max_batch": 8}
+    # a replay worker group: its results go to the run's namespace (EMOSTREAM_RUN_ID)
+    common = {"topic_posts": topic, "topic_dead_letter": dlq, "max_batch": 8, "run_id": RUN}
     first = worker_process(broker, redis_server.port, consumer_group=unique("g"), **common)
 
     src = tmp_path / "posts.jsonl"

@@ -6,6 +6,7 @@ emostream worker                                the faust worker
 emostream demo                                  the whole pipeline on this machine
 emostream settings                              every EMOSTREAM_* setting, as a table
 emostream deadletters list|show|redrive         read and re-drive the dead-letter topic
+emostream replay-progress --topic T --group G   a replay worker group's progress and ETA
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
 
 from emostream.ingest import cli as ingest_cli
 from emostream.ingest.settings import SettingError
@@ -72,6 +74,25 @@ def cmd_deadletters(args) -> int:
     print(
         f"re-drove {sent} to {settings.topic_posts}"
         + (f"; skipped {len(skipped)} truncated: {', '.join(skipped)}" if skipped else "")
+    )
+    return 0
+
+
+def cmd_replay_progress(args) -> int:
+    from . import replay_progress as rp
+    from .settings import WorkerSettings
+
+    settings = WorkerSettings()
+    t0 = time.monotonic()
+    first = rp.progress(settings, args.topic, args.group)
+    now = rp.watch(settings, args.topic, args.group, args.every) if args.watch else first
+    elapsed = time.monotonic() - t0
+    rate = (now.done - first.done) / elapsed if args.watch and elapsed > 0 else None
+    for p, (committed, high) in sorted(now.partitions.items()):
+        print(f"partition {p}: {committed} / {high}")
+    print(
+        f"{now.done} of {now.total} done, {now.left} left"
+        + (f"; {rate:.1f} posts/s" if rate else "")
     )
     return 0
 
@@ -162,6 +183,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("api", help="the dashboard API and live page over Redis")
     p.set_defaults(func=cmd_api)
+
+    p = sub.add_parser(
+        "replay-progress", help="progress of a replay consumed by a worker group (offsets)"
+    )
+    p.add_argument("--topic", required=True, help="the replay topic")
+    p.add_argument("--group", required=True, help="the replay workers' consumer group")
+    p.add_argument("--watch", action="store_true", help="a progress bar with ETA until done")
+    p.add_argument("--every", type=float, default=5.0, help="--watch: seconds between reads")
+    p.set_defaults(func=cmd_replay_progress)
 
     p = sub.add_parser("deadletters", help="list, show or re-drive dead letters")
     p.add_argument("action", choices=("list", "show", "redrive"))
