@@ -269,7 +269,7 @@ def test_real_prometheus_scrapes_a_worker_and_evaluates_the_rules(
 
         wait_for(rules_evaluated, timeout_s=60, what="the alert rules to be evaluated")
         rules = rules_evaluated()
-        assert len(rules) == 7 and all(rule["health"] == "ok" for rule in rules), rules
+        assert len(rules) == 8 and all(rule["health"] == "ok" for rule in rules), rules
         assert not [
             a
             for a in prom_query(port, "/api/v1/alerts")["data"]["alerts"]

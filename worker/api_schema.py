@@ -59,6 +59,37 @@ class Aggregates(msgspec.Struct):
     channels: dict[str, dict[str, int]]
 
 
+class ShiftExample(msgspec.Struct):
+    id: str
+    text: str
+
+
+class ShiftItem(msgspec.Struct):
+    source: str
+    channel: str
+    kind: str
+    """emotion or sentiment."""
+    label: str
+    share: float
+    """The label's share of the channel's posts in the current window."""
+    baseline: float
+    """Its weighted mean share over the baseline windows."""
+    score: float
+    """z-score of the rise (baseline variance plus the sampling variance of the share)."""
+    posts: int
+    window_s: int
+    since: int
+    """Start (epoch seconds) of the first window of the unbroken run of flagged windows."""
+    examples: list[ShiftExample]
+
+
+class Shifts(msgspec.Struct):
+    version: str | None
+    window_s: int
+    baseline_windows: int
+    shifts: list[ShiftItem]
+
+
 class VersionPosts(msgspec.Struct):
     version: str
     posts: int
@@ -93,7 +124,7 @@ def _ok(name: str) -> dict:
 
 def openapi() -> dict:
     _, components = msgspec.json.schema_components(
-        [PostResult, Latest, Aggregates, Versions, Comparison],
+        [PostResult, Latest, Aggregates, Shifts, Versions, Comparison],
         ref_template="#/components/schemas/{name}",
     )
     common = [_query("run", "a replay's run id (default: the live namespace)")]
@@ -114,6 +145,12 @@ def openapi() -> dict:
                             [*common, *filters[:2], *window], _ok("Aggregates")),
         "/api/feed": ("Server-Sent Events: each new result (a FeedResult per event)",
                       [*common, *filters], sse),
+        "/api/shifts": ("Channels whose emotion or sentiment mix left their own baseline",
+                        [*common, _query("window_s", "default 600", "integer"),
+                         _query("windows", "baseline windows, default 12", "integer"),
+                         _query("min_posts", "posts a window needs, default 20", "integer"),
+                         _query("at", "epoch seconds, default now", "integer"),
+                         _query("version", "default: newest")], _ok("Shifts")),
         "/api/versions": ("Model versions with results, live and shadow", [], _ok("Versions")),
         "/api/compare": ("A shadow model version against the live results of the same posts",
                          [_query("shadow", "the shadow's model version (required)"),

@@ -10,6 +10,9 @@
                                    per channel; filters source, channel
 ``GET /api/feed``                  Server-Sent Events: every new result as it is written;
                                    same filters; resumes from ``Last-Event-ID``
+``GET /api/shifts``                channels whose emotion or sentiment mix moved away from
+                                   their own baseline (``worker/shifts.py``)
+``GET /api/versions``, ``/api/compare``  model versions; a shadow against the live one
 =================================  ==========================================================
 
 Every endpoint takes ``run`` (a replay's run id) to read a replay's namespace instead of
@@ -32,7 +35,9 @@ from . import metrics as m
 from .api_schema import openapi
 from .redis_client import async_client
 from .settings import WorkerSettings
-from .store import Keys
+from .shift_report import shift_report
+from .shifts import ShiftRule
+from .store import SENTIMENT_MARK, Keys
 
 log = logging.getLogger("emostream.api")
 PAGE = Path(__file__).resolve().parent / "dashboard" / "index.html"
@@ -130,7 +135,7 @@ async def aggregates(request: web.Request) -> web.Response:
                 field.rsplit("|", 2) if field.count("|") >= 2 else ("", "", field)
             )
             item = {"source": source, "channel": channel, "label": label}
-            if not _matches(item, request.query):
+            if label.startswith(SENTIMENT_MARK) or not _matches(item, request.query):
                 continue
             per_emotion[label] = per_emotion.get(label, 0) + int(n)
             ch = channels.setdefault(f"{source}/{channel}", {})
@@ -177,6 +182,61 @@ async def feed(request: web.Request) -> web.StreamResponse:
     finally:
         m.API_FEED_CLIENTS.dec()
     return response
+
+
+def _int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    try:
+        return min(high, max(low, int(request.query.get(name, str(default)))))
+    except ValueError:
+        raise web.HTTPBadRequest(text=f"{name} must be an integer") from None
+
+
+async def _newest_version(r, keys: Keys) -> str | None:
+    newest = await r.xrevrange(keys.feed(), count=1)
+    return newest[0][1].get("model_version") if newest else None
+
+
+def _rule(request: web.Request) -> ShiftRule:
+    bucket = request.app["settings"].count_bucket_s
+    window = _int(request, "window_s", ShiftRule.window_s, bucket, 86400) // bucket * bucket
+    return ShiftRule(
+        window_s=window,
+        baseline_windows=_int(request, "windows", ShiftRule.baseline_windows, 3, 96),
+        min_posts=_int(request, "min_posts", ShiftRule.min_posts, 1, 100_000),
+    )
+
+
+async def shifts(request: web.Request) -> web.Response:
+    """Flagged emotion and sentiment shifts per channel (``at``: epoch seconds, default now)."""
+    r, keys = request.app["redis"], _keys(request)
+    version = request.query.get("version") or await _newest_version(r, keys)
+    at = _int(request, "at", int(time.time()), 0, 2**40) if request.query.get("at") else None
+    rule = _rule(request)
+    found = []
+    if version:
+        bucket = request.app["settings"].count_bucket_s
+        found = await shift_report(r, keys, version, rule, bucket, at)
+    return web.json_response(
+        {"version": version, "window_s": rule.window_s, "baseline_windows":
+         rule.baseline_windows, "shifts": found}
+    )  # fmt: skip
+
+
+async def report_shifts(app: web.Application) -> None:
+    """Every minute, the live shifts as Prometheus gauges (at most SHIFT_SERIES series;
+    a shift that ends loses its series)."""
+    settings: WorkerSettings = app["settings"]
+    keys, shown = Keys(settings.key_prefix), set()
+    while True:
+        try:
+            version = await _newest_version(app["redis"], keys)
+            found = await shift_report(
+                app["redis"], keys, version, ShiftRule(), settings.count_bucket_s
+            ) if version else []  # fmt: skip
+            shown = m.show_shifts(found, shown)
+        except redis.exceptions.RedisError as exc:
+            log.warning("shift gauges not updated: %s", exc)
+        await asyncio.sleep(60)
 
 
 def _name(text: str, what: str) -> str:
@@ -275,13 +335,20 @@ def create_api(settings: WorkerSettings) -> web.Application:
         yield
         await app["redis"].aclose()
 
+    async def shift_gauges(app: web.Application):
+        task = asyncio.create_task(report_shifts(app))
+        yield
+        task.cancel()
+
     app.cleanup_ctx.append(connect)
+    app.cleanup_ctx.append(shift_gauges)
     app.router.add_get("/", page)
     app.router.add_get("/openapi.json", openapi_json)
     app.router.add_get("/api/posts/{id}", post)
     app.router.add_get("/api/latest", latest)
     app.router.add_get("/api/aggregates", aggregates)
     app.router.add_get("/api/feed", feed)
+    app.router.add_get("/api/shifts", shifts)
     app.router.add_get("/api/versions", versions)
     app.router.add_get("/api/compare", compare)
     app.router.add_get("/metrics", make_aiohttp_handler())

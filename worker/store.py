@@ -6,7 +6,8 @@ Keys:
                                     image status, model version, timestamps); TTL
 ``{p}:seen:{version}:{id}``         marker: this post was counted for this model version
 ``{p}:counts:{version}:{bucket}``   hash ``source|channel|label`` -> posts created in the
-                                    bucket (epoch seconds of its start); TTL
+                                    bucket (epoch seconds of its start), and
+                                    ``source|channel|s:sentiment`` likewise; TTL
 ``{p}:totals:{version}``            hash ``label`` -> posts, all time
 ``{p}:feed``                        stream of results for dashboards, capped (~feed_maxlen)
 
@@ -45,11 +46,16 @@ redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], unpack(fields))
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 redis.call('HINCRBY', KEYS[3], ARGV[2], 1)
+if ARGV[7 + n] ~= '' then redis.call('HINCRBY', KEYS[3], ARGV[7 + n], 1) end
 redis.call('EXPIRE', KEYS[3], ARGV[3])
 redis.call('HINCRBY', KEYS[4], ARGV[6 + n], 1)
 redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[4], '*', unpack(fields))
 return 1
 """
+
+
+SENTIMENT_MARK = "s:"
+"""Count fields of sentiments carry this before the sentiment (emotions carry none)."""
 
 
 @dataclass(frozen=True)
@@ -236,6 +242,7 @@ class ResultStore:
                     len(flat),
                     *flat,
                     label,
+                    f"{r.source}|{r.channel}|{SENTIMENT_MARK}{r.sentiment}" if r.sentiment else "",
                 ],
                 client=pipe,
             )

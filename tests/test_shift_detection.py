@@ -1,0 +1,101 @@
+"""Emotion shifts end to end: posts through a real worker into Redis, ``/api/shifts`` on the
+counts. A channel that was calm gets a burst of fear posts and is flagged in that window;
+a steady replay of a test split through the same code is never flagged."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+import redis
+from helpers import produce, wait_for, written
+
+from emostream.ingest.record import make_post
+from emostream.model.datasets import Dataset
+from emostream.testing import create_topics, free_port, wait_for_port
+
+WINDOW = 600
+
+
+def at(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+def spread(items, channel: str, first_window: int, windows: int, now: float, tag: str):
+    """Posts of ``items`` spread evenly over ``windows`` windows, the first ending
+    ``first_window`` windows before now."""
+    per = max(1, len(items) // windows)
+    posts = []
+    for n, it in enumerate(items[: per * windows]):
+        w = first_window + windows - 1 - n // per  # oldest window first
+        ts = now - (w + 1) * WINDOW + (n % per + 0.5) * WINDOW / per
+        posts.append(make_post(id=f"{tag}:{it.id}", source="reddit", channel=channel,
+                               created_at=at(ts), text=it.text))  # fmt: skip
+    return posts
+
+
+@pytest.fixture
+def api(redis_server):
+    port = free_port()
+    env = {
+        **os.environ,
+        "EMOSTREAM_REDIS_URL": f"redis://127.0.0.1:{redis_server.port}/0",
+        "EMOSTREAM_API_PORT": str(port),
+        "EMOSTREAM_API_HOST": "127.0.0.1",
+    }
+    proc = subprocess.Popen([sys.executable, "-m", "emostream.worker.cli", "api"], env=env)
+    wait_for_port(port, proc=proc)
+    yield f"http://127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(10)
+
+
+def test_a_burst_is_flagged_and_a_steady_replay_is_not(
+    broker, redis_server, worker_process, data_dir, unique, api
+):
+    now = time.time() // 60 * 60  # bucket-aligned: windows end on a minute
+    calm = spread(Dataset.load("goemotions", data_dir).split("train")[:420], "r/calm",
+                  1, 14, now, "calm")  # fmt: skip
+    fear = [
+        i for i in Dataset.load("reddit-emotions", data_dir).split("train") if i.label == "fear"
+    ]
+    burst = [
+        make_post(id=f"burst:{i.id}", source="reddit", channel="r/calm",
+                  created_at=at(now - 1 - n), text=i.text)
+        for n, i in enumerate(fear[:40])
+    ]  # fmt: skip
+    steady_windows = 40
+    steady = spread(Dataset.load("goemotions", data_dir).split("test")[:3000], "r/steady",
+                    0, steady_windows, now, "steady")  # fmt: skip
+    topic = unique("posts")
+    create_topics(broker, {topic: 2})
+    w = worker_process(broker, redis_server.port, topic_posts=topic, consumer_group=unique("g"))
+    posts = calm + burst + steady
+    produce(broker, topic, posts)
+    r = redis.Redis(port=redis_server.port, decode_responses=True)
+    wait_for(lambda: written(r) >= len(posts), proc=w, what="all posts", timeout_s=600)
+
+    body = httpx.get(f"{api}/api/shifts", params={"window_s": WINDOW, "at": int(now)}).json()
+    found = {(s["channel"], s["kind"], s["label"]): s for s in body["shifts"]}
+    fear_shift = found[("r/calm", "emotion", "fear")]
+    assert fear_shift["share"] > 0.5 and fear_shift["baseline"] < 0.1
+    assert fear_shift["since"] == now - WINDOW and fear_shift["posts"] == 40
+    assert len(fear_shift["examples"]) == 3
+    assert all(ch != "r/steady" for ch, _, _ in found)
+
+    flags = evaluated = 0  # the steady channel, window after window
+    for k in range(steady_windows - 16):
+        t = int(now - k * WINDOW)
+        got = httpx.get(f"{api}/api/shifts", params={"window_s": WINDOW, "at": t}).json()
+        evaluated += 2  # emotions and sentiments
+        flags += sum(1 for s in got["shifts"] if s["channel"] == "r/steady")
+    print(
+        f"\nburst: fear {fear_shift['share']:.2f} vs {fear_shift['baseline']:.2f}, score "
+        f"{fear_shift['score']}; steady: {flags} flags in {evaluated} window checks"
+    )
+    assert flags == 0
