@@ -107,6 +107,11 @@ def test_latest_with_filters(api):
         "reddit:2"
     ]
     assert len(httpx.get(f"{url}/api/latest?limit=1").json()["results"]) == 1
+    both = httpx.get(f"{url}/api/latest", params={"modality": "text,image"}).json()["results"]
+    assert [r["id"] for r in both] == ["flickr:3"]
+    sure = httpx.get(f"{url}/api/latest", params={"min_confidence": 0.9}).json()["results"]
+    assert sure == []  # every fixture post has its top emotion at 0.8
+    assert httpx.get(f"{url}/api/latest?min_confidence=x").status_code == 400
     assert httpx.get(f"{url}/api/latest?limit=x").status_code == 400
 
 
@@ -119,6 +124,7 @@ def test_aggregates_per_bucket_and_channel(api):
         for k, v in b["counts"].items():
             total[k] = total.get(k, 0) + v
     assert total == {"joy": 2, "anger": 1}
+    assert sum(b["sentiments"].get("positive", 0) for b in body["buckets"]) == 3
     assert body["channels"] == {
         "reddit/r/happy": {"joy": 1},
         "reddit/r/rage": {"anger": 1},
@@ -221,16 +227,33 @@ def test_page_in_headless_chromium(api, tmp_path):
         wait = WebDriverWait(browser, 20)
         wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#latest tr")) == 3)
         wait.until(lambda b: b.find_element(By.ID, "status").text == "live")
-        wait.until(lambda b: b.find_element(By.ID, "chart").get_attribute("data-series") == "2")
+        # one panel per channel (the top 3 by volume), each a stacked area of its emotions
+        wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#panels .panel")) == 3)
+        panels = browser.find_elements(By.CSS_SELECTOR, "#panels .panel")
+        titles = sorted(p.find_element(By.TAG_NAME, "h2").text for p in panels)
+        assert titles == [
+            "flickr/tag:sun 1 posts",
+            "reddit/r/happy 1 posts",
+            "reddit/r/rage 1 posts",
+        ]
+        series = [
+            p.find_element(By.TAG_NAME, "canvas").get_attribute("data-series") for p in panels
+        ]
+        assert sorted(series) == ["1", "1", "1"]
         legend = browser.find_element(By.ID, "legend").text
-        assert "joy" in legend and "anger" in legend
+        assert "joy" in legend and "anger" in legend and "sentiment" in legend
+        assert browser.find_element(By.ID, "shifts").text == "none"
         first = browser.find_element(By.CSS_SELECTOR, "#latest tr")
         assert "not bold" in first.text and "<b>" in first.text  # escaped, not rendered
         assert "text + image" in first.text
-        options = [o.text for o in browser.find_elements(By.CSS_SELECTOR, "#channel option")]
+        options = [o.text for o in browser.find_elements(By.CSS_SELECTOR, "#f-channel option")]
         assert "reddit/r/rage" in options
         write(redis_port, [result(7, "surprise", mods=("image",))])  # arrives live (SSE)
         wait.until(lambda b: "surprise" in b.find_element(By.CSS_SELECTOR, "#latest tr").text)
+        # the filters: text + image posts only
+        browser.find_element(By.CSS_SELECTOR, "#f-modality option[value='text,image']").click()
+        wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#latest tr")) == 1)
+        assert "flickr" in browser.find_element(By.CSS_SELECTOR, "#latest tr").text
         shot = Path(os.environ.get("EMOSTREAM_SCREENSHOT", tmp_path / "dashboard.png"))
         browser.save_screenshot(str(shot))
         assert shot.stat().st_size > 10_000

@@ -50,6 +50,9 @@ class Latest(msgspec.Struct):
 class Bucket(msgspec.Struct):
     start: int
     counts: dict[str, int]
+    """Posts per emotion."""
+    sentiments: dict[str, int]
+    """Posts per sentiment."""
 
 
 class Aggregates(msgspec.Struct):
@@ -132,6 +135,8 @@ def openapi() -> dict:
         _query("source", "reddit, flickr, ..."),
         _query("channel", "e.g. r/happy"),
         _query("emotion", ", ".join(EMOTIONS)),
+        _query("modality", "text, image or text,image (latest, feed)"),
+        _query("min_confidence", "0..1, of the top emotion (latest, feed)", "number"),
     ]
     path_id = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
     sse = {"200": {"description": "text/event-stream", "content": {"text/event-stream": {}}}}

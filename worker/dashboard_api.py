@@ -61,8 +61,21 @@ def _result(fields: dict) -> dict:
 
 
 def _matches(item: dict, query) -> bool:
+    """Filters: source, channel, emotion; for stored results also modality ("text",
+    "image" or "text,image") and min_confidence (of the top emotion, 0..1)."""
     mapping = {"source": "source", "channel": "channel", "emotion": "label"}
-    return all(item.get(field) == query[f] for f, field in mapping.items() if query.get(f))
+    if not all(item.get(field) == query[f] for f, field in mapping.items() if query.get(f)):
+        return False
+    if query.get("modality") and "modalities" in item and item["modalities"] != query["modality"]:
+        return False
+    if query.get("min_confidence") and "emotions" in item:
+        try:
+            floor = float(query["min_confidence"])
+        except ValueError:
+            raise web.HTTPBadRequest(text="min_confidence must be a number") from None
+        scores = json.loads(item["emotions"] or "{}")
+        return scores.get(item.get("label", ""), 0.0) >= floor
+    return True
 
 
 async def post(request: web.Request) -> web.Response:
@@ -126,21 +139,26 @@ async def aggregates(request: web.Request) -> web.Response:
     pipe = r.pipeline(transaction=False)
     for s in starts:
         pipe.hgetall(keys.counts(version, s))
-    bins: dict[int, dict[str, int]] = {}
+    bins: dict[int, tuple[dict[str, int], dict[str, int]]] = {}
     channels: dict[str, dict[str, int]] = {}
     for start, counts in zip(starts, await pipe.execute(), strict=True):
-        per_emotion = bins.setdefault(start - start % bin_s, {})
+        per_emotion, per_sentiment = bins.setdefault(start - start % bin_s, ({}, {}))
         for field, n in counts.items():
             source, channel, label = (
                 field.rsplit("|", 2) if field.count("|") >= 2 else ("", "", field)
             )
-            item = {"source": source, "channel": channel, "label": label}
-            if label.startswith(SENTIMENT_MARK) or not _matches(item, request.query):
+            if not _matches({"source": source, "channel": channel}, request.query):
+                continue
+            if label.startswith(SENTIMENT_MARK):
+                label = label.removeprefix(SENTIMENT_MARK)
+                per_sentiment[label] = per_sentiment.get(label, 0) + int(n)
+                continue
+            if request.query.get("emotion") not in (None, "", label):
                 continue
             per_emotion[label] = per_emotion.get(label, 0) + int(n)
             ch = channels.setdefault(f"{source}/{channel}", {})
             ch[label] = ch.get(label, 0) + int(n)
-    buckets = [{"start": b, "counts": c} for b, c in sorted(bins.items())]
+    buckets = [{"start": b, "counts": c, "sentiments": s} for b, (c, s) in sorted(bins.items())]
     return web.json_response(
         {"version": version, "bucket_s": bin_s, "buckets": buckets, "channels": channels}
     )
