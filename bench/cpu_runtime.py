@@ -51,7 +51,7 @@ import torch
 clf = EmotionClassifier(device="cpu", runtime=sys.argv[1])
 clf.classify([PostInput("first post", torch.zeros(3, 224, 224, dtype=torch.uint8))])
 seconds = time.perf_counter() - t0
-status = open("/proc/self/status").read().split("\n")
+status = open("/proc/self/status").read().splitlines()
 hwm = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
 print(seconds, hwm // 1024)  # VmHWM: this process's peak RSS (ru_maxrss survives exec)
 """

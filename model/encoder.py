@@ -130,7 +130,12 @@ class Encoder:
     def feature_version(self) -> str:
         """Identifies the feature values: the version, plus the runtime where it changes
         them (keys the feature cache)."""
-        return self.version if self.runtime == "eager" else f"{self.version}+{self.runtime}"
+        if self.runtime == "eager":
+            return self.version
+        from .onnx_runtime import INT8_RECIPE
+
+        tag = f"onnx-int8-{INT8_RECIPE}" if self.runtime == "onnx-int8" else self.runtime
+        return f"{self.version}+{tag}"
 
     @property
     def transform(self):

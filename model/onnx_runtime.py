@@ -29,6 +29,9 @@ from torch import nn
 log = logging.getLogger("emostream.model")
 
 RUNTIMES = ("eager", "onnx", "onnx-int8")
+INT8_RECIPE = "q2"
+"""Names the int8 quantization recipe (``_quantize_int8``) in file names and feature-cache
+keys: change it whenever the recipe changes, so no file made by another recipe is read."""
 
 
 def onnx_dir() -> Path:
@@ -108,7 +111,7 @@ def text_encoder(version: str, build: Callable[[], nn.Module], int8: bool = Fals
     ``int8``). ``build`` gives the MiniLM (``model/text_model.py``) the first time the
     file is made."""
     fp32 = onnx_dir() / f"{version}.fp32.onnx"
-    path = onnx_dir() / f"{version}.int8.onnx" if int8 else fp32
+    path = onnx_dir() / f"{version}.int8-{INT8_RECIPE}.onnx" if int8 else fp32
     net = None
     if not path.is_file():
         log.info("exporting %s to ONNX under %s: once", path.name, path.parent)

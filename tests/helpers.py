@@ -118,3 +118,37 @@ def png_header(w: int, h: int) -> bytes:
         + chunk(b"IDAT", b"\x00garbage")
         + chunk(b"IEND", b"")
     )
+
+
+def headless_chromium(tmp_path: Path):
+    """Debian's chromium + chromedriver, headless, with a fresh profile (never a browser
+    a tool downloads). Skips without them, fails in CI (.ci/run installs them)."""
+    import os
+    import shutil
+
+    import pytest
+
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (chromium and driver):
+        if os.environ.get("CI"):
+            pytest.fail("chromium/chromedriver missing in CI (.ci/run installs them)")
+        pytest.skip("chromium not installed")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = chromium
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--window-size=1400,900",
+    ):
+        opts.add_argument(flag)
+    return webdriver.Chrome(service=Service(driver), options=opts)

@@ -3,7 +3,6 @@
 import asyncio
 import json
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from helpers import headless_chromium
 
 from emostream.testing import free_port, wait_for_port
 from emostream.worker.store import Result, ResultStore
@@ -195,33 +195,11 @@ def test_openapi_document(api):
 
 
 def test_page_in_headless_chromium(api, tmp_path):
-    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    if not (chromium and driver):
-        if os.environ.get("CI"):
-            pytest.fail("chromium/chromedriver missing in CI (.ci/run installs them)")
-        pytest.skip("chromium not installed")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     url, redis_port = api
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = chromium
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--no-first-run",
-        "--disable-sync",
-        f"--user-data-dir={tmp_path / 'profile'}",
-        "--window-size=1400,900",
-    ):
-        opts.add_argument(flag)
-    browser = webdriver.Chrome(service=Service(driver), options=opts)
+    browser = headless_chromium(tmp_path)
     try:
         browser.get(url + "/")
         wait = WebDriverWait(browser, 20)

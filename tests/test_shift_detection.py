@@ -99,3 +99,32 @@ def test_a_burst_is_flagged_and_a_steady_replay_is_not(
         f"{fear_shift['score']}; steady: {flags} flags in {evaluated} window checks"
     )
     assert flags == 0
+
+
+def page_shows_the_shift(api: str, now: float) -> None:
+    """The page marks the shift on the channel's panel (a screenshot for the docs when
+    EMOSTREAM_SCREENSHOT is set)."""
+    import tempfile
+    from pathlib import Path
+
+    from helpers import headless_chromium
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    with tempfile.TemporaryDirectory() as tmp:
+        browser = headless_chromium(Path(tmp))
+        try:
+            browser.get(f"{api}/?window=21600")
+            wait = WebDriverWait(browser, 30)
+            wait.until(lambda b: "r/calm" in b.find_element(By.ID, "shifts").text)
+            assert "fear" in browser.find_element(By.ID, "shifts").text
+            wait.until(lambda b: any(
+                "r/calm" in p.text
+                and p.find_element(By.TAG_NAME, "canvas").get_attribute("data-markers") != "0"
+                for p in b.find_elements(By.CSS_SELECTOR, "#panels .panel")
+            ))  # fmt: skip
+            shot = os.environ.get("EMOSTREAM_SCREENSHOT")
+            if shot:
+                browser.save_screenshot(shot)
+        finally:
+            browser.quit()
