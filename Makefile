@@ -7,7 +7,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo sample test lint typecheck install bench eval paper train clean fuzz soak
+.PHONY: demo sample test lint typecheck install bench bench-gpu eval paper train clean fuzz soak
 
 install: $(STAMP)
 
@@ -48,6 +48,11 @@ fuzz: $(STAMP)
 # 30 minutes of mixed traffic with kill -9, Redis restarts and hostile bursts (not in test).
 soak: $(STAMP)
 	$(BIN)/python bench/soak.py --minutes 30
+
+# On a CUDA machine: model-only fp16/bf16 at batches 64-1024, nvJPEG vs Pillow, the pipeline;
+# one JSON (bench/results/gpu.json). Exits 2 with a message where there is no CUDA.
+bench-gpu: $(STAMP)
+	$(BIN)/python bench/gpu.py
 
 # Every benchmark in turn (about 45 minutes on 2 cores); each prints a table and writes JSON.
 bench: $(STAMP)

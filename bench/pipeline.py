@@ -65,9 +65,12 @@ from emostream.testing import (  # noqa: E402
     start_tansu,
 )
 
+DEVICE = "cpu"
+"""The model's and the worker's device (``--device``)."""
+
 
 def model_alone(items, batch: int) -> float:
-    clf = EmotionClassifier(device="cpu")
+    clf = EmotionClassifier(device=DEVICE)
     posts = [PostInput(i.text, i.image_path.read_bytes()) for i in items]
     clf.classify(posts[:batch])  # warm-up
     t0 = time.perf_counter()
@@ -84,7 +87,7 @@ def start_worker(bootstrap, redis_port, topic, log, **settings):
         **{
             "topic_posts": topic,
             "consumer_group": f"bench-{uuid.uuid4().hex[:6]}",
-            "device": "cpu",
+            "device": DEVICE,
             "feature_reuse_size": 0,
             **settings,
         },
@@ -299,6 +302,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--posts", type=int, default=256)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (the model and the worker)")
     ap.add_argument("--single-posts", type=int, default=64)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--load-seconds", type=float, default=20.0)
@@ -307,6 +311,8 @@ def main() -> None:
     ap.add_argument("--harness-nice", type=int, default=10)
     ap.add_argument("--json", type=Path, default=REPO / "bench/results/pipeline.json")
     args = ap.parse_args()
+    global DEVICE
+    DEVICE = args.device
 
     items = Dataset.load("mvsa-single").split("test")[: args.posts]
     print(f"model alone on {len(items)} mvsa-single posts (text + image) ...", flush=True)
