@@ -4,7 +4,11 @@ The faust agent (``worker/app.py``) hands every batch it takes to
 :meth:`BatchProcessor.process` and acknowledges the messages only after it returns, i.e.
 after their results are in Redis (at-least-once; the store's writes are idempotent).
 
-* A message that does not decode goes to the dead-letter sink with its reason code.
+* A message that does not decode goes to the dead-letter sink with its reason code; one
+  that makes the forward pass or the write fail on its own is found by bisection and
+  dead-lettered as ``internal_error`` (``worker/containment.py``). The same post id twice
+  in a batch: the first is kept (as across batches).
+* The Redis namespace is the processor's (``run_id``: a replay's), never a message's.
 * Images are fetched concurrently within limits; decoding runs in a thread pool (or on
   the GPU with nvJPEG, see ``model/gpu_decode.py``) and the forward pass in a thread of
   its own, so the event loop stays free (heartbeats, fetches).
