@@ -94,6 +94,7 @@ def test_a_burst_is_flagged_and_a_steady_replay_is_not(
         got = httpx.get(f"{api}/api/shifts", params={"window_s": WINDOW, "at": t}).json()
         evaluated += 2  # emotions and sentiments
         flags += sum(1 for s in got["shifts"] if s["channel"] == "r/steady")
+    page_shows_the_shift(api, now)
     print(
         f"\nburst: fear {fear_shift['share']:.2f} vs {fear_shift['baseline']:.2f}, score "
         f"{fear_shift['score']}; steady: {flags} flags in {evaluated} window checks"
@@ -103,7 +104,7 @@ def test_a_burst_is_flagged_and_a_steady_replay_is_not(
 
 def page_shows_the_shift(api: str, now: float) -> None:
     """The page marks the shift on the channel's panel (a screenshot for the docs when
-    EMOSTREAM_SCREENSHOT is set)."""
+    EMOSTREAM_SHIFT_SCREENSHOT is set)."""
     import tempfile
     from pathlib import Path
 
@@ -123,8 +124,8 @@ def page_shows_the_shift(api: str, now: float) -> None:
                 and p.find_element(By.TAG_NAME, "canvas").get_attribute("data-markers") != "0"
                 for p in b.find_elements(By.CSS_SELECTOR, "#panels .panel")
             ))  # fmt: skip
-            shot = os.environ.get("EMOSTREAM_SCREENSHOT")
+            shot = os.environ.get("EMOSTREAM_SHIFT_SCREENSHOT")
             if shot:
-                browser.save_screenshot(shot)
+                assert browser.save_screenshot(shot), shot
         finally:
             browser.quit()
