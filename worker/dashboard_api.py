@@ -244,7 +244,8 @@ async def report_shifts(app: web.Application) -> None:
     """Every minute, the live shifts as Prometheus gauges (at most SHIFT_SERIES series;
     a shift that ends loses its series)."""
     settings: WorkerSettings = app["settings"]
-    keys, shown = Keys(settings.key_prefix), set()
+    keys = Keys(settings.key_prefix)
+    shown: set[tuple] = set()
     while True:
         try:
             version = await _newest_version(app["redis"], keys)
