@@ -81,4 +81,5 @@ def test_eval_writes_outside_the_repository_by_default(tmp_path):
         env={**os.environ, "EMOSTREAM_REPORTS_DIR": str(env_out)},
     )
     assert out.returncode == 0, out.stderr
-    assert list(env_out.glob("*/test/served.json"))
+    [report] = env_out.glob("*/eager/test/served.json")  # <model version>/<runtime>/<split>
+    assert json.loads(report.read_text())["meta"]["runtime"] == "eager"
