@@ -61,7 +61,10 @@ def test_counts_are_time_bucketed_and_per_model_version(redis_server):
     r = redis.Redis(port=redis_server.port, decode_responses=True)
     write(redis_server.port, [result(1), result(59), result(2)])
     bucket = int(datetime(2026, 11, 24, 8, 0, tzinfo=UTC).timestamp())
-    assert r.hgetall(Keys().counts("v1", bucket)) == {"reddit|r/happy|joy": "3"}
+    assert r.hgetall(Keys().counts("v1", bucket)) == {
+        "reddit|r/happy|joy": "3",
+        "reddit|r/happy|s:positive": "3",  # sentiments are counted beside the emotions
+    }
     # a new model version counts the same post again, under its own keys
     assert write(redis_server.port, [result(1, version="v2")]) == [True]
     assert r.hgetall(Keys().totals("v2")) == {"joy": "1"}
