@@ -3,7 +3,6 @@
 import asyncio
 import ipaddress
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -46,8 +45,8 @@ class Handler(BaseHTTPRequestHandler):
             self.end_headers()
             for _ in range(100):
                 self.wfile.write(b"\xff" * 1000)
-        elif p == "/slow":
-            time.sleep(3)
+        elif p == "/slow":  # answers only when the test is over: slower than any timeout
+            RELEASE.wait(60)
             self._send(200, body=JPEG)
         elif p == "/loop":
             self._send(302, headers=[("Location", "/loop")])
@@ -63,11 +62,16 @@ class Handler(BaseHTTPRequestHandler):
             self._send(500, "text/plain", b"?")
 
 
+RELEASE = threading.Event()
+"""Set when the module's tests are done; until then /slow does not answer."""
+
+
 @pytest.fixture(scope="module")
 def server():
     srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{srv.server_address[1]}"
+    RELEASE.set()
     srv.shutdown()
 
 
