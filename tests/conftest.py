@@ -174,3 +174,38 @@ def worker_process(tmp_path):
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(10)
+
+
+@pytest.fixture
+def api_process():
+    """Factory: start ``emostream api`` over a Redis port; returns its base URL. Every API
+    process is stopped by PID at the end of the test."""
+    import subprocess
+    import sys
+
+    from emostream.testing import free_port, wait_for_port
+
+    started = []
+
+    def start(redis_port: int) -> str:
+        port = free_port()
+        env = {
+            **os.environ,
+            "EMOSTREAM_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+            "EMOSTREAM_API_PORT": str(port),
+            "EMOSTREAM_API_HOST": "127.0.0.1",
+        }
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "emostream.worker.cli", "api"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        started.append(proc)
+        wait_for_port(port, proc=proc)
+        return f"http://127.0.0.1:{port}"
+
+    yield start
+    for proc in started:
+        proc.terminate()
+        proc.wait(10)

@@ -152,3 +152,21 @@ def headless_chromium(tmp_path: Path):
     ):
         opts.add_argument(flag)
     return webdriver.Chrome(service=Service(driver), options=opts)
+
+
+def wire_record(pid: str, **changes) -> bytes:
+    """The bytes of a valid post on the wire, with ``changes`` to its fields (any JSON
+    values, valid or not): for hostile-message tests."""
+    import json
+
+    base = {
+        "v": 1,
+        "id": pid,
+        "source": "reddit",
+        "channel": "r/test",
+        "created_at": "2026-11-24T08:00:00Z",
+        "ingested_at": "2026-11-24T08:00:00Z",
+        "text": "a perfectly ordinary post",
+        "image_url": None,
+    }
+    return json.dumps({**base, **changes}).encode()

@@ -3,8 +3,6 @@
 import asyncio
 import json
 import os
-import subprocess
-import sys
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,7 +11,6 @@ import httpx
 import pytest
 from helpers import headless_chromium
 
-from emostream.testing import free_port, wait_for_port
 from emostream.worker.store import Result, ResultStore
 
 REPO = Path(__file__).resolve().parent.parent
@@ -52,22 +49,8 @@ def write(port, results):
 
 
 @pytest.fixture
-def api(redis_server):
-    port = free_port()
-    env = {
-        **os.environ,
-        "EMOSTREAM_REDIS_URL": f"redis://127.0.0.1:{redis_server.port}/0",
-        "EMOSTREAM_API_PORT": str(port),
-        "EMOSTREAM_API_HOST": "127.0.0.1",
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "emostream.worker.cli", "api"],
-        env=env,
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    wait_for_port(port, proc=proc)
+def api(redis_server, api_process):
+    url = api_process(redis_server.port)
     write(
         redis_server.port,
         [
@@ -77,9 +60,7 @@ def api(redis_server):
             result(9, "fear", run_id="backfill"),
         ],
     )
-    yield f"http://127.0.0.1:{port}", redis_server.port
-    proc.terminate()
-    proc.wait(10)
+    return url, redis_server.port
 
 
 def test_one_post_and_not_found(api):

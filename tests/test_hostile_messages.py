@@ -5,26 +5,12 @@ import json
 from base64 import b64decode
 
 import redis
-from helpers import dead_letters, metric, wait_for
+from helpers import dead_letters, metric, wait_for, wire_record
 from kafka import KafkaProducer
 
 from emostream.testing import create_topics
 
 NOW = "2026-11-24T08:00:00Z"
-
-
-def post(pid, **kw):
-    base = {
-        "v": 1,
-        "id": pid,
-        "source": "reddit",
-        "channel": "r/test",
-        "created_at": NOW,
-        "ingested_at": NOW,
-        "text": "a perfectly ordinary post",
-        "image_url": None,
-    }
-    return json.dumps({**base, **kw}).encode()
 
 
 BAD = {
@@ -34,21 +20,21 @@ BAD = {
     b"[1, 2]": "invalid_schema",
     b'"a string"': "invalid_schema",
     b"": "invalid_json",
-    post("t:int-id", id=5): "invalid_schema",
-    post("t:num-text", text=42): "invalid_schema",
+    wire_record("t:int-id", id=5): "invalid_schema",
+    wire_record("t:num-text", text=42): "invalid_schema",
     json.dumps(
         {"v": 1, "id": "t:no-source", "created_at": NOW, "ingested_at": NOW, "text": "x"}
     ).encode(): "invalid_schema",
-    post("t:v2", v=2): "unknown_version",
-    post("t:v-1", v=-1): "unknown_version",
-    post("t:vstr", v="1"): "invalid_schema",
-    post("t:empty", text=""): "empty_post",
-    post("t:blank", text=" \n\t "): "empty_post",
-    post("t:no-tz", created_at="2026-11-24T08:00:00"): "naive_timestamp",
-    post("t:huge", text="x" * (10 * 1024 * 1024)): "message_too_large",
-    post("t:long", text="word " * 9000): "text_too_long",
-    post("t:bad-src", source="myspace"): "bad_source",
-    post("t\nnewline"): "bad_id",
+    wire_record("t:v2", v=2): "unknown_version",
+    wire_record("t:v-1", v=-1): "unknown_version",
+    wire_record("t:vstr", v="1"): "invalid_schema",
+    wire_record("t:empty", text=""): "empty_post",
+    wire_record("t:blank", text=" \n\t "): "empty_post",
+    wire_record("t:no-tz", created_at="2026-11-24T08:00:00"): "naive_timestamp",
+    wire_record("t:huge", text="x" * (10 * 1024 * 1024)): "message_too_large",
+    wire_record("t:long", text="word " * 9000): "text_too_long",
+    wire_record("t:bad-src", source="myspace"): "bad_source",
+    wire_record("t\nnewline"): "bad_id",
 }
 
 ODD = {
@@ -80,9 +66,9 @@ def test_hostile_messages_never_stop_the_worker(broker, redis_server, worker_pro
     for n, (value, _) in enumerate(BAD.items()):  # a valid post between every bad one
         producer.send(topic, key=b"k", value=value)
         good.append(f"t:good-{n}")
-        producer.send(topic, key=good[-1].encode(), value=post(good[-1]))
+        producer.send(topic, key=good[-1].encode(), value=wire_record(good[-1]))
     for pid, text in ODD.items():
-        producer.send(topic, key=pid.encode(), value=post(pid, text=text))
+        producer.send(topic, key=pid.encode(), value=wire_record(pid, text=text))
     producer.flush()
     producer.close()
 

@@ -4,7 +4,6 @@ valid post around them is written."""
 
 from __future__ import annotations
 
-import json
 import threading
 from base64 import b64decode
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -12,7 +11,7 @@ from io import BytesIO
 
 import pytest
 import redis
-from helpers import dead_letters, metrics, png_header, wait_for
+from helpers import dead_letters, metrics, png_header, wait_for, wire_record
 from kafka import KafkaProducer
 from PIL import Image
 
@@ -21,22 +20,9 @@ from emostream.testing import create_topics
 NOW = "2026-11-24T08:00:00Z"
 
 
-def record(pid: str, **kw) -> bytes:
-    base = {
-        "v": 1,
-        "id": pid,
-        "source": "reddit",
-        "channel": "r/test",
-        "created_at": NOW,
-        "ingested_at": NOW,
-        "text": "a perfectly ordinary post",
-    }
-    return json.dumps({**base, **kw}).encode()
-
-
 def raw_in(pid: str, field: str, raw: bytes) -> bytes:
     """A post whose string ``field`` holds ``raw`` bytes (not valid UTF-8)."""
-    return record(pid, **{field: "SLOT"}).replace(b"SLOT", raw)
+    return wire_record(pid, **{field: "SLOT"}).replace(b"SLOT", raw)
 
 
 DEEP = b"[" * 1000 + b"]" * 1000
@@ -47,11 +33,11 @@ PILLS = {
     raw_in("p:chan", "channel", b"r/\xff"): "invalid_utf8",
     raw_in("p:src", "source", b"reddit\xff"): "invalid_utf8",
     raw_in("p:url", "image_url", b"http://x/\xff.jpg"): "invalid_utf8",
-    record("p:meta", meta={"SLOT": 1}).replace(b"SLOT", b"k\xff"): "invalid_utf8",
-    record("p:zz")[:-1] + b', "zz": ' + DEEP + b"}": "too_deep",
-    record("p:dmeta")[:-1] + b', "meta": {"a": ' + DEEP + b"}}": "too_deep",
+    wire_record("p:meta", meta={"SLOT": 1}).replace(b"SLOT", b"k\xff"): "invalid_utf8",
+    wire_record("p:zz")[:-1] + b', "zz": ' + DEEP + b"}": "too_deep",
+    wire_record("p:dmeta")[:-1] + b', "meta": {"a": ' + DEEP + b"}}": "too_deep",
     b'{"a":' * 1000 + b"1" + b"}" * 1000: "too_deep",
-    record("p:pipe", channel="r/a|joy"): "bad_channel",
+    wire_record("p:pipe", channel="r/a|joy"): "bad_channel",
 }
 
 
@@ -117,16 +103,16 @@ def test_no_message_stops_the_partition(broker, redis_server, worker_process, un
         producer.send(topic, key=key, value=value)
         good.append(f"g:{len(good)}")
         channel = f"c/{len(good) % 6}"  # six channels, three series of their own
-        producer.send(topic, key=good[-1].encode(), value=record(good[-1], channel=channel))
+        producer.send(topic, key=good[-1].encode(), value=wire_record(good[-1], channel=channel))
 
     for value in PILLS:
         send(value)
     for pid, (url, _, _) in classified.items():
-        send(record(pid, image_url=url))
-    send(record("i:only-empty", text=None, image_url=f"{pictures}/empty.png"))
-    send(record("i:injected", run_id="victim-run"))
-    send(record("i:twice", text="the first"))
-    send(record("i:twice", text="the second"))
+        send(wire_record(pid, image_url=url))
+    send(wire_record("i:only-empty", text=None, image_url=f"{pictures}/empty.png"))
+    send(wire_record("i:injected", run_id="victim-run"))
+    send(wire_record("i:twice", text="the first"))
+    send(wire_record("i:twice", text="the second"))
     producer.flush()
     producer.close()
 

@@ -3,16 +3,12 @@ same posts under its own keys, the live results stay untouched, and the API comp
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import httpx
 import redis
 from helpers import produce, text_posts, wait_for
 
 from emostream.model.weights import Weights
-from emostream.testing import create_topics, free_port, wait_for_port
+from emostream.testing import create_topics
 
 
 def totals(r: redis.Redis, prefix: str) -> dict[str, int]:
@@ -23,7 +19,7 @@ def totals(r: redis.Redis, prefix: str) -> dict[str, int]:
 
 
 def test_a_shadow_group_never_touches_the_live_results(
-    broker, redis_server, worker_process, data_dir, unique
+    broker, redis_server, worker_process, data_dir, unique, api_process
 ):
     live_v, shadow_v = Weights.DEFAULT.version, Weights.COMMONSPACE_V1.version
     posts = text_posts(data_dir, 40, "shadow")
@@ -49,23 +45,10 @@ def test_a_shadow_group_never_touches_the_live_results(
     assert {r.hget(f"emo:post:{p.id}", "model_version") for p in posts} == {live_v}
     assert len(r.keys(f"{shadow_prefix}:post:*")) == 40
 
-    port = free_port()
-    env = {
-        **os.environ,
-        "EMOSTREAM_REDIS_URL": f"redis://127.0.0.1:{redis_server.port}/0",
-        "EMOSTREAM_API_PORT": str(port),
-        "EMOSTREAM_API_HOST": "127.0.0.1",
-    }
-    api = subprocess.Popen([sys.executable, "-m", "emostream.worker.cli", "api"], env=env)
-    try:
-        wait_for_port(port, proc=api)
-        body = httpx.get(f"http://127.0.0.1:{port}/api/compare", params={"shadow": shadow_v})
-        cmp = body.json()
-        versions = httpx.get(f"http://127.0.0.1:{port}/api/versions").json()
-        bad = httpx.get(f"http://127.0.0.1:{port}/api/compare", params={"shadow": "a b"})
-    finally:
-        api.terminate()
-        api.wait(10)
+    api = api_process(redis_server.port)
+    cmp = httpx.get(f"{api}/api/compare", params={"shadow": shadow_v}).json()
+    versions = httpx.get(f"{api}/api/versions").json()
+    bad = httpx.get(f"{api}/api/compare", params={"shadow": "a b"})
     same = sum(
         r.hget(f"emo:post:{p.id}", "label") == r.hget(f"{shadow_prefix}:post:{p.id}", "label")
         for p in posts

@@ -5,8 +5,6 @@ a steady replay of a test split through the same code is never flagged."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime
 
@@ -17,7 +15,7 @@ from helpers import produce, wait_for, written
 
 from emostream.ingest.record import make_post
 from emostream.model.datasets import Dataset
-from emostream.testing import create_topics, free_port, wait_for_port
+from emostream.testing import create_topics
 
 WINDOW = 600
 
@@ -40,19 +38,8 @@ def spread(items, channel: str, first_window: int, windows: int, now: float, tag
 
 
 @pytest.fixture
-def api(redis_server):
-    port = free_port()
-    env = {
-        **os.environ,
-        "EMOSTREAM_REDIS_URL": f"redis://127.0.0.1:{redis_server.port}/0",
-        "EMOSTREAM_API_PORT": str(port),
-        "EMOSTREAM_API_HOST": "127.0.0.1",
-    }
-    proc = subprocess.Popen([sys.executable, "-m", "emostream.worker.cli", "api"], env=env)
-    wait_for_port(port, proc=proc)
-    yield f"http://127.0.0.1:{port}"
-    proc.terminate()
-    proc.wait(10)
+def api(redis_server, api_process):
+    return api_process(redis_server.port)
 
 
 def test_a_burst_is_flagged_and_a_steady_replay_is_not(
