@@ -40,7 +40,7 @@ class WorkerSettings(Settings):
         "that max_wait_s + 2 x its compute time stays within it.",
     )
     broker_session_timeout_s: float = setting(
-        60.0, "Kafka group session timeout: a silent member is evicted after it."
+        60.0, "Kafka consumer-group timeout: a silent member is evicted after it."
     )
     broker_heartbeat_interval_s: float = setting(3.0, "Heartbeat period to the group.")
     topic_partitions: int = setting(
