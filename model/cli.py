@@ -102,7 +102,14 @@ def cmd_train(args) -> int:
         seed=args.seed,
     )
     model, info = train_served(
-        cache, args.data_dir, datasets, cfg, args.hidden, dropout=args.dropout, balance=args.balance
+        cache,
+        args.data_dir,
+        datasets,
+        cfg,
+        args.hidden,
+        dropout=args.dropout,
+        balance=args.balance,
+        restrict=args.label_spaces,
     )
     out = Path(args.out or WEIGHTS_DIR / "emostream-commonspace-v2.safetensors")
     save_checkpoint(model, out, {"encoders": cache.encoder.version})
@@ -305,6 +312,12 @@ def add_commands(sub) -> None:
         type=float,
         default=0.25,
         help="each dataset weighs in proportion to its size ** balance",
+    )
+    p.add_argument(
+        "--label-spaces",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="restrict each row's served-head softmax to its dataset's classes",
     )
     p.add_argument("--modality-dropout", type=float, default=0.3)
     p.add_argument("--aux-weight", type=float, default=0.5)

@@ -7,16 +7,25 @@ import torch.nn.functional as F
 
 
 def soft_cross_entropy(
-    logits: torch.Tensor, target: torch.Tensor, rows: torch.Tensor, weight: torch.Tensor
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    rows: torch.Tensor,
+    weight: torch.Tensor,
+    allowed: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Mean over ``rows`` of -sum(target * log_softmax(logits)), weighted per row.
 
     ``target`` is (B, C) distributions; ``rows`` (B,) bool selects the rows with a target
-    (and the modality the logits need); ``weight`` (B,) balances datasets.
+    (and the modality the logits need); ``weight`` (B,) balances datasets. ``allowed``
+    (B, C) bool, if given, restricts each row's softmax to the classes its dataset can
+    have: a dataset without a neutral class then says nothing about neutral.
     """
     if not rows.any():
         return logits.sum() * 0.0
-    logp = F.log_softmax(logits[rows], dim=-1)
+    z = logits[rows]
+    if allowed is not None:
+        z = z.masked_fill(~allowed[rows], -1e4)
+    logp = F.log_softmax(z, dim=-1)
     per_row = -(target[rows] * logp).sum(-1)
     w = weight[rows]
     return (per_row * w).sum() / w.sum()

@@ -30,7 +30,7 @@ from .fusion import FusionConfig, FusionModel, build
 from .labels import EKMAN, EMOTIONS, SENTIMENTS, emotion_of
 from .losses import class_weights
 from .paper import PAIRED, conditions_for
-from .targets import dataset_target, emotion_target, sentiment_target
+from .targets import dataset_target, emotion_target, label_space, sentiment_target
 from .training import TrainConfig, TrainingSet, predict, seed_everything, train
 
 HEADS = {"emotion": len(EMOTIONS), "sentiment": len(SENTIMENTS)}
@@ -81,7 +81,9 @@ def training_set(
     heads: dict[str, int],
     labels: tuple[str, ...],
     balance: float = 0.5,
+    restrict: bool = True,
 ) -> TrainingSet:
+    """``restrict``: each served head's softmax spans only the dataset's label space."""
     n = len(items)
     own = dataset_head(items[0].dataset)
     targets = {h: torch.zeros(n, c) for h, c in heads.items()}
@@ -99,7 +101,13 @@ def training_set(
             rank[i] = SENTIMENTS.index(it.label)
     per_class = class_weights(targets[own])  # mean row weight 1
     weight = (targets[own] * per_class).sum(1) * float(n) ** (balance - 1.0)
-    return TrainingSet(features, targets, has, rank, weight)
+    allowed = {}
+    if restrict:
+        space = label_space(items[0].dataset, labels)
+        for head, names in (("emotion", EMOTIONS), ("sentiment", SENTIMENTS)):
+            row = torch.tensor([c in space[head] for c in names])
+            allowed[head] = row.expand(n, -1).clone()
+    return TrainingSet(features, targets, has, rank, weight, allowed)
 
 
 def _load(datasets, data_dir, cache, split) -> dict[str, tuple[list[Item], Features]]:
@@ -153,14 +161,16 @@ def train_served(
     pool: str = "max",
     dropout: float = 0.3,
     balance: float = 0.5,
+    restrict: bool = True,
 ) -> tuple[FusionModel, dict]:
-    """Train the served model; ``balance``: each dataset weighs in proportion to n ** balance."""
+    """Train the served model; ``balance``: each dataset weighs in proportion to n ** balance;
+    ``restrict``: a served head's softmax spans only the row's dataset's label space."""
     train_parts = _load(datasets, data_dir, cache, "train")
     val = _load(datasets, data_dir, cache, "val")
     heads = heads_for(datasets, data_dir)
     ts = TrainingSet.concat(
         [
-            training_set(it, f, heads, Dataset.load(n, data_dir).labels, balance)
+            training_set(it, f, heads, Dataset.load(n, data_dir).labels, balance, restrict)
             for n, (it, f) in train_parts.items()
         ]
     )
@@ -183,6 +193,7 @@ def train_served(
         "val_score": max(h["val"] for h in history),
         "train_config": dict(cfg.__dict__),
         "head": {"hidden": hidden, "pool": pool, "dropout": dropout, "balance": balance},
+        "label_spaces": restrict,
     }
     return model, info
 

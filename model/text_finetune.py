@@ -149,6 +149,8 @@ class FinetuneConfig:
     val_limit: int = 2000
     """Validation texts per dataset (GoEmotions' 5,426 would make each check slow)."""
     seed: int = 20261201
+    tuned_layers: int = 3
+    """MiniLM layers fine-tuned, from the top (each adds 3.6 MB to the shipped delta)."""
     train_limit: int | None = None
     """Training texts per dataset (None: all); small values make a smoke test."""
 
@@ -178,7 +180,7 @@ def _schedule(train: dict[str, Part], cfg: FinetuneConfig) -> list[tuple[str, li
 def finetune(out: Path, cfg: FinetuneConfig, data_dir: Path) -> dict:
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
-    net = MiniLM()
+    net = MiniLM(cfg.tuned_layers)
     train = {d: cache_lower(net, d, "train", data_dir, cfg.train_limit) for d in TEXT_DATASETS}
     val = {d: cache_lower(net, d, "val", data_dir, cfg.val_limit) for d in TEXT_DATASETS}
     weights = {d: class_weights(p.targets) for d, p in train.items()}
@@ -261,6 +263,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=Path(".cache/text-ft"), help="run directory")
     ap.add_argument("--data-dir", type=Path, default=None, help="default: ../shared/data")
     ap.add_argument("--steps", type=int, default=FinetuneConfig.steps, help="training steps")
+    ap.add_argument("--tuned-layers", type=int, default=FinetuneConfig.tuned_layers)
+    ap.add_argument("--lr", type=float, default=FinetuneConfig.lr)
     ap.add_argument("--eval-every", type=int, default=FinetuneConfig.eval_every)
     ap.add_argument("--train-limit", type=int, default=None, help="texts per dataset (smoke)")
     ap.add_argument("--val-limit", type=int, default=FinetuneConfig.val_limit)
@@ -275,6 +279,8 @@ def main(argv=None) -> int:
     torch.set_num_threads(max(1, torch.get_num_threads()))
     cfg = FinetuneConfig(
         steps=args.steps,
+        tuned_layers=args.tuned_layers,
+        lr=args.lr,
         eval_every=args.eval_every,
         train_limit=args.train_limit,
         val_limit=args.val_limit,

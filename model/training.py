@@ -31,10 +31,16 @@ class TrainingSet:
     has_target: dict[str, torch.Tensor]  # head -> (N,) bool
     rank_label: torch.Tensor  # (N,) class id for the ranking loss, -1 = none
     weight: torch.Tensor = field(default=None)  # (N,) per-row loss weight
+    allowed: dict[str, torch.Tensor] = field(default_factory=dict)
+    """head -> (N, C) bool: the classes a row's dataset can have (a head absent: all)."""
 
     def __post_init__(self) -> None:
         if self.weight is None:
             self.weight = torch.ones(len(self))
+
+    def allowed_for(self, head: str) -> torch.Tensor:
+        got = self.allowed.get(head)
+        return got if got is not None else torch.ones_like(self.targets[head], dtype=torch.bool)
 
     def __len__(self) -> int:
         return self.features.mask.shape[0]
@@ -64,6 +70,7 @@ class TrainingSet:
             {h: torch.cat([p.has_target[h] for p in parts]) for h in heads},
             torch.cat([p.rank_label for p in parts]),
             torch.cat([p.weight for p in parts]),
+            {h: torch.cat([p.allowed_for(h) for p in parts]) for h in heads},
         )
 
 
@@ -110,7 +117,8 @@ def step_loss(model: FusionModel, batch: TrainingSet, cfg: TrainConfig, mask: to
     for logits, rows in out.train_terms:
         for head, target in batch.targets.items():
             keep = rows & batch.has_target[head]
-            loss = loss + soft_cross_entropy(logits[head], target, keep, batch.weight)
+            allowed = batch.allowed.get(head)
+            loss = loss + soft_cross_entropy(logits[head], target, keep, batch.weight, allowed)
     if model.config.kind == "commonspace" and cfg.aux_weight > 0:
         t, v = model.embed(f.text, f.image, f.mask)
         aux = common_space_loss(v, t, batch.rank_label, f.mask.all(dim=1), cfg.margin)
@@ -126,6 +134,7 @@ def _subset(ts: TrainingSet, rows: torch.Tensor) -> TrainingSet:
         {h: t[rows] for h, t in ts.has_target.items()},
         ts.rank_label[rows],
         ts.weight[rows],
+        {h: a[rows] for h, a in ts.allowed.items()},
     )
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from emostream.model.datasets import DATASETS, SPLITS, Dataset
 from emostream.model.labels import EMOTIONS, SENTIMENTS, emotion_of, sentiment_of
-from emostream.model.targets import emotion_target, sentiment_target
+from emostream.model.targets import emotion_target, label_space, sentiment_target
 
 
 @pytest.fixture(scope="module")
@@ -63,12 +63,36 @@ def test_targets_are_distributions(name, data_dir):
                 assert np.isclose(t.sum(), 1.0) and (t >= 0).all()
 
 
-def test_emotion6_uses_the_user_study_distribution(data_dir):
+def test_emotion6_emotion_target_is_its_label_not_the_user_study_spread(data_dir):
     item = next(i for i in Dataset.load("emotion6", data_dir).items if i.id == "anger_100")
-    t = emotion_target(item)
-    # prob_disgust == prob_sadness == 0.394444 in the source row
-    assert np.isclose(t[EMOTIONS.index("disgust")], t[EMOTIONS.index("sadness")])
-    assert t.argmax() in (EMOTIONS.index("disgust"), EMOTIONS.index("sadness"))
+    # the raters' distribution peaks on disgust and sadness (0.394444 each) for this anger item
+    assert float(item.extra["prob_disgust"]) > float(item.extra["prob_anger"])
+    assert emotion_target(item).tolist() == [float(e == "anger") for e in EMOTIONS]
+
+
+@pytest.mark.parametrize("name", DATASETS)
+def test_every_target_falls_inside_its_datasets_label_space(name, data_dir):
+    ds = Dataset.load(name, data_dir)
+    space = label_space(name, ds.labels)
+    for item in ds.split("train"):
+        for head, names, fn in (
+            ("emotion", EMOTIONS, emotion_target),
+            ("sentiment", SENTIMENTS, sentiment_target),
+        ):
+            t = fn(item)
+            if t is not None:
+                assert {names[i] for i in np.flatnonzero(t)} <= set(space[head]), (item.id, head)
+
+
+def test_label_spaces_leave_out_what_a_dataset_cannot_say():
+    reddit = label_space("reddit-emotions", ("anger", "disgust", "fear", "joy"))
+    assert reddit == {
+        "emotion": ("anger", "disgust", "fear", "joy"),
+        "sentiment": ("negative", "positive"),
+    }
+    assert label_space("goemotions", EMOTIONS) == {"emotion": EMOTIONS, "sentiment": SENTIMENTS}
+    twitter = label_space("twitter-ii", ("negative", "positive"))
+    assert twitter == {"emotion": (), "sentiment": ("negative", "positive")}
 
 
 def test_unknown_dataset_and_split_are_clear_errors(data_dir):

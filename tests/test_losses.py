@@ -74,6 +74,22 @@ def test_soft_ce_masks_rows_and_weights_them():
     assert soft_cross_entropy(logits, target, torch.zeros(3, dtype=torch.bool), w).item() == 0
 
 
+def test_soft_ce_restricted_to_allowed_classes_ignores_the_others():
+    logits = torch.tensor([[2.0, 0.0, 5.0], [0.0, 1.0, 9.0]])
+    target = F.one_hot(torch.tensor([0, 1]), 3).float()
+    rows = torch.ones(2, dtype=torch.bool)
+    allowed = torch.tensor([[True, True, False], [True, True, False]])
+    got = soft_cross_entropy(logits, target, rows, torch.ones(2), allowed)
+    # class 2 takes no probability mass: the same as a 2-class softmax over classes 0 and 1
+    want = F.cross_entropy(logits[:, :2], torch.tensor([0, 1]))
+    torch.testing.assert_close(got, want)
+    moved = logits.clone()
+    moved[:, 2] = -50.0  # whatever the excluded logit says, the loss is the same
+    torch.testing.assert_close(
+        soft_cross_entropy(moved, target, rows, torch.ones(2), allowed), want
+    )
+
+
 def test_class_weights_favour_rare_classes_and_keep_the_mean_row_weight():
     from emostream.model.losses import class_weights
 
