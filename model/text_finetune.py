@@ -33,7 +33,7 @@ from .datasets import Dataset, default_data_dir
 from .evaluation import macro_f1
 from .losses import class_weights
 from .targets import dataset_target
-from .text_model import MiniLM
+from .text_model import TUNED_LAYERS, MiniLM
 
 TEXT_DATASETS = ("reddit-emotions", "flickr-fi-text", "goemotions", "mvsa-single", "twitter-ii")
 GOEMOTIONS_CLASSES = ("anger", "disgust", "fear", "joy", "sadness", "surprise", "neutral")
@@ -149,7 +149,7 @@ class FinetuneConfig:
     val_limit: int = 2000
     """Validation texts per dataset (GoEmotions' 5,426 would make each check slow)."""
     seed: int = 20261201
-    tuned_layers: int = 3
+    tuned_layers: int = TUNED_LAYERS
     """MiniLM layers fine-tuned, from the top (each adds 3.6 MB to the shipped delta)."""
     train_limit: int | None = None
     """Training texts per dataset (None: all); small values make a smoke test."""

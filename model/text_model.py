@@ -20,7 +20,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-TUNED_LAYERS = 3
+TUNED_LAYERS = 4
 """Fine-tuned layers, counted from the top (MiniLM-L6 has 6)."""
 MAX_TOKENS = 128
 """Tokens read per text; social-media posts rarely need more."""
@@ -100,7 +100,7 @@ class MiniLM(nn.Module):
         }
 
     def save_delta(self, path: Path) -> None:
-        save_file(self.delta_state(), str(path), metadata={"tuned_layers": str(self.split)})
+        save_file(self.delta_state(), str(path), metadata={"tuned_layers": str(len(self.upper_layers))})
 
     def load_delta(self, path: Path) -> None:
         state = {k: v.float() for k, v in load_file(str(path)).items()}
