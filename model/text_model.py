@@ -100,7 +100,9 @@ class MiniLM(nn.Module):
         }
 
     def save_delta(self, path: Path) -> None:
-        save_file(self.delta_state(), str(path), metadata={"tuned_layers": str(len(self.upper_layers))})
+        save_file(
+            self.delta_state(), str(path), metadata={"tuned_layers": str(len(self.upper_layers))}
+        )
 
     def load_delta(self, path: Path) -> None:
         state = {k: v.float() for k, v in load_file(str(path)).items()}
