@@ -1,6 +1,6 @@
 """Two shipped model versions side by side: FLOPs and CPU posts/s per post, both modalities.
 
-    python bench/model_versions.py [--weights COMMONSPACE_V1 COMMONSPACE_V2] [--rounds 3]
+    python bench/model_versions.py [--weights COMMONSPACE_V1 COMMONSPACE_V2] [--runtime eager]
 
 Each version classifies the same mvsa-single test posts (text + pre-decoded picture) in
 batches of 32; rounds are interleaved and each version keeps its best round, so machine
@@ -37,9 +37,17 @@ def main() -> None:
     ap.add_argument("--posts", type=int, default=128)
     ap.add_argument("--seconds", type=float, default=4.0)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument(
+        "--runtime",
+        default="eager",
+        help="the same for every version (eager: FLOPs are countable, and the base encoders "
+        "of v1 have no ONNX path)",
+    )
     args = ap.parse_args()
 
-    clfs = {w: EmotionClassifier(Weights[w], device="cpu") for w in args.weights}
+    clfs = {
+        w: EmotionClassifier(Weights[w], device="cpu", runtime=args.runtime) for w in args.weights
+    }
     first = next(iter(clfs.values()))
     items = Dataset.load("mvsa-single").split("test")[: args.posts]
     pics = [first.encoder.decode(i.image_path.read_bytes()) for i in items if i.image_path]
@@ -77,7 +85,8 @@ def main() -> None:
         )
     out = REPO / "bench/results/model_versions.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"machine": machine(first.device), "rows": rows}, indent=1))
+    doc = {"machine": machine(first.device), "runtime": args.runtime, "rows": rows}
+    out.write_text(json.dumps(doc, indent=1))
     print(f"wrote {out}")
 
 
