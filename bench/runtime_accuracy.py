@@ -84,7 +84,8 @@ def main() -> None:
         "tolerance_pt": TOLERANCE_PT,
         "rows_moved": moved,
         "accuracy": {
-            r: {" / ".join(k): v[1] for k, v in rows(doc).items()} for r, doc in results.items()
+            r: {" / ".join(k): v[1] for k, v in rows(report).items()}
+            for r, report in results.items()
         },
     }
     args.out.mkdir(parents=True, exist_ok=True)

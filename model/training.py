@@ -70,7 +70,11 @@ class TrainingSet:
             {h: torch.cat([p.has_target[h] for p in parts]) for h in heads},
             torch.cat([p.rank_label for p in parts]),
             torch.cat([p.weight for p in parts]),
-            {h: torch.cat([p.allowed_for(h) for p in parts]) for h in heads},
+            {
+                h: torch.cat([p.allowed_for(h) for p in parts])
+                for h in heads
+                if any(h in p.allowed for p in parts)  # a head no part restricts stays open
+            },
         )
 
 
