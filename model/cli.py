@@ -110,6 +110,7 @@ def cmd_train(args) -> int:
         dropout=args.dropout,
         balance=args.balance,
         restrict=args.label_spaces,
+        experts=args.experts,
     )
     out = Path(args.out or WEIGHTS_DIR / "emostream-commonspace-v2.safetensors")
     save_checkpoint(model, out, {"encoders": cache.encoder.version})
@@ -319,6 +320,12 @@ def add_commands(sub) -> None:
         action=argparse.BooleanOptionalAction,
         default=True,
         help="restrict each row's served-head softmax to its dataset's classes",
+    )
+    p.add_argument(
+        "--experts",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="serve each head as a mixture of the datasets' own heads, gated by a domain head",
     )
     p.add_argument("--modality-dropout", type=float, default=0.3)
     p.add_argument("--aux-weight", type=float, default=0.5)

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from .encoder import IMAGE, TEXT
+from .experts import Gate, mix
 
 KINDS = ("text", "image", "early", "late", "joint", "commonspace")
 
@@ -46,6 +47,8 @@ class FusionConfig:
     """joint / commonspace: LayerNorm each projected vector before pooling (the paper does not).
     Without it the image projection outgrows the unit-norm text vectors and max pooling
     ignores the text; see the ablation rows of the paper table."""
+    experts: dict = field(default_factory=dict)
+    """joint / commonspace: served heads mixed from per-dataset heads (``experts.py``)."""
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -154,6 +157,7 @@ class JointFusion(FusionModel):
         self.norm_text = nn.LayerNorm(c.text_dim) if c.normalise else None
         self.norm_image = nn.LayerNorm(c.text_dim) if c.normalise else None
         self.classifier = Classifier(c.text_dim, c.hidden, c.heads, c.dropout)
+        self.gate = Gate(c.text_dim, c.image_dim, len(c.experts["domains"])) if c.experts else None
 
     def embed(self, text, image, mask) -> tuple[torch.Tensor, torch.Tensor]:
         """Both modalities in the common (text) space; rows of an absent modality are zero."""
@@ -176,7 +180,10 @@ class JointFusion(FusionModel):
         else:
             fused = (t + v) / (mt.to(t.dtype) + mi.to(t.dtype)).clamp(min=1.0)
         logits = self.classifier(fused)
-        return FusionOutput(logits, [(logits, mask.any(dim=1))], text_vec=t, image_vec=v)
+        if self.gate is not None:
+            logits = logits | {self.config.experts["gate"]: self.gate(text, image, mask)}
+        served = mix(logits, self.config.experts)
+        return FusionOutput(served, [(logits, mask.any(dim=1))], text_vec=t, image_vec=v)
 
 
 class CommonSpaceFusion(JointFusion):

@@ -25,9 +25,11 @@ import torch
 
 from .datasets import DATASETS, Dataset, Item
 from .evaluation import condition_mask, plot_confusion, scores
+from .experts import expert_spec
 from .feature_cache import FeatureCache, Features
 from .fusion import FusionConfig, FusionModel, build
-from .labels import EKMAN, EMOTIONS, SENTIMENTS, emotion_of
+from .gate import fit_gate
+from .labels import EKMAN, EMOTIONS, SENTIMENTS, emotion_of, sentiment_of
 from .losses import class_weights
 from .paper import PAIRED, conditions_for
 from .targets import dataset_target, emotion_target, label_space, sentiment_target
@@ -71,8 +73,30 @@ def dataset_task(name: str, data_dir: Path | None = None) -> Task:
     return Task(dataset_head(name), labels, labels)
 
 
+GATE = "domain"
+"""The output that says which training dataset a post is like (the experts' gate)."""
+
+
 def heads_for(datasets, data_dir: Path | None = None) -> dict[str, int]:
     return dict(HEADS) | {dataset_head(d): len(Dataset.load(d, data_dir).labels) for d in datasets}
+
+
+EXPERT_WEIGHTS = {"emotion": 0.5, "sentiment": 1.0}
+"""Per served head, the experts' weight in the log-linear pool with the served head (1: the
+expert alone re-decides among its classes). Emotion pools at 0.5: the single-dataset emotion
+heads read posts of no dataset worse than the served head (docs/model.md, "Experts")."""
+
+
+def experts_for(datasets, data_dir: Path | None = None, weights=EXPERT_WEIGHTS) -> dict:
+    """Each dataset's own head as an expert for the served head its labels speak to."""
+    heads: dict[str, list] = {h: [] for h in HEADS}
+    for g, name in enumerate(datasets):
+        served = TASKS[name].head
+        of = emotion_of if served == "emotion" else sentiment_of
+        names = EMOTIONS if served == "emotion" else SENTIMENTS
+        classes = [names.index(of(name, label)) for label in Dataset.load(name, data_dir).labels]
+        heads[served].append((dataset_head(name), g, classes))
+    return expert_spec(GATE, list(datasets), heads, weights)
 
 
 def training_set(
@@ -162,9 +186,11 @@ def train_served(
     dropout: float = 0.3,
     balance: float = 0.5,
     restrict: bool = True,
+    experts: bool = True,
 ) -> tuple[FusionModel, dict]:
     """Train the served model; ``balance``: each dataset weighs in proportion to n ** balance;
-    ``restrict``: a served head's softmax spans only the row's dataset's label space."""
+    ``restrict``: a served head's softmax spans only the row's dataset's label space;
+    ``experts``: served heads mixed from the datasets' own heads (``experts.py``)."""
     train_parts = _load(datasets, data_dir, cache, "train")
     val = _load(datasets, data_dir, cache, "val")
     heads = heads_for(datasets, data_dir)
@@ -186,6 +212,14 @@ def train_served(
     )
     seed_everything(cfg.seed)  # the initial weights too
     model, history = train(build(config), ts, lambda m: val_score(m, val), cfg, desc="served")
+    gate_history: list[dict] = []
+    if experts:  # second stage: the gate alone, on the trained heads
+        spec = experts_for(datasets, data_dir)
+        parts = [f for _, f in train_parts.values()]
+        gate_cfg = TrainConfig(lr=1e-3, modality_dropout=0.5, aux_weight=0.0, seed=cfg.seed)
+        model, gate_history = fit_gate(
+            model, spec, parts, lambda m: val_score(m, val), gate_cfg, desc="gate"
+        )
     info = {
         "datasets": {n: len(it) for n, (it, _) in train_parts.items()},
         "epochs_run": len(history),
@@ -194,6 +228,11 @@ def train_served(
         "train_config": dict(cfg.__dict__),
         "head": {"hidden": hidden, "pool": pool, "dropout": dropout, "balance": balance},
         "label_spaces": restrict,
+        "experts": experts,
+        "gate": {
+            "epochs_run": len(gate_history),
+            "val_score": max((h["val"] for h in gate_history), default=None),
+        },
     }
     return model, info
 
