@@ -120,6 +120,11 @@ def test_shipped_file_loads_as_commonspace_with_a_head_per_dataset():
     assert {h for h in heads if h.startswith("ds_")} == {
         "ds_" + d.replace("-", "_") for d in DATASETS
     }
+    # the served heads are mixed from those, gated over every dataset (experts.py)
+    experts = model.config.experts
+    assert experts["domains"] == list(DATASETS) and model.gate is not None
+    experts_of = {h: {e["head"] for e in group} for h, group in experts["heads"].items()}
+    assert experts_of["emotion"] | experts_of["sentiment"] == {h for h in heads if h[:3] == "ds_"}
 
 
 def test_missing_modality_table_is_the_cards(served, data_dir, served_cache):
