@@ -111,6 +111,9 @@ def cmd_train(args) -> int:
         balance=args.balance,
         restrict=args.label_spaces,
         experts=args.experts,
+        expert_weights=dict(zip(("emotion", "sentiment"), args.expert_weights, strict=True))
+        if args.expert_weights
+        else None,
     )
     out = Path(args.out or WEIGHTS_DIR / "emostream-commonspace-v2.safetensors")
     save_checkpoint(model, out, {"encoders": cache.encoder.version})
@@ -326,6 +329,15 @@ def add_commands(sub) -> None:
         action=argparse.BooleanOptionalAction,
         default=True,
         help="serve each head as a mixture of the datasets' own heads, gated by a domain head",
+    )
+    p.add_argument(
+        "--expert-weights",
+        nargs=2,
+        type=float,
+        metavar=("EMOTION", "SENTIMENT"),
+        default=None,
+        help="the experts' weight against the served head, per served head (default: "
+        "served.EXPERT_WEIGHTS; 1 = the expert alone re-decides among its classes)",
     )
     p.add_argument("--modality-dropout", type=float, default=0.3)
     p.add_argument("--aux-weight", type=float, default=0.5)

@@ -187,10 +187,12 @@ def train_served(
     balance: float = 0.5,
     restrict: bool = True,
     experts: bool = True,
+    expert_weights: dict[str, float] | None = None,
 ) -> tuple[FusionModel, dict]:
     """Train the served model; ``balance``: each dataset weighs in proportion to n ** balance;
     ``restrict``: a served head's softmax spans only the row's dataset's label space;
-    ``experts``: served heads mixed from the datasets' own heads (``experts.py``)."""
+    ``experts``: served heads mixed from the datasets' own heads (``experts.py``), with
+    ``expert_weights`` (default ``EXPERT_WEIGHTS``)."""
     train_parts = _load(datasets, data_dir, cache, "train")
     val = _load(datasets, data_dir, cache, "val")
     heads = heads_for(datasets, data_dir)
@@ -214,7 +216,7 @@ def train_served(
     model, history = train(build(config), ts, lambda m: val_score(m, val), cfg, desc="served")
     gate_history: list[dict] = []
     if experts:  # second stage: the gate alone, on the trained heads
-        spec = experts_for(datasets, data_dir)
+        spec = experts_for(datasets, data_dir, expert_weights or EXPERT_WEIGHTS)
         parts = [f for _, f in train_parts.values()]
         gate_cfg = TrainConfig(lr=1e-3, modality_dropout=0.5, aux_weight=0.0, seed=cfg.seed)
         model, gate_history = fit_gate(
@@ -229,6 +231,7 @@ def train_served(
         "head": {"hidden": hidden, "pool": pool, "dropout": dropout, "balance": balance},
         "label_spaces": restrict,
         "experts": experts,
+        "expert_weights": (expert_weights or EXPERT_WEIGHTS) if experts else None,
         "gate": {
             "epochs_run": len(gate_history),
             "val_score": max((h["val"] for h in gate_history), default=None),

@@ -144,3 +144,24 @@ def test_mixture_in_half_precision_stays_finite(dtype):
     x = {k: (v * 30).to(dtype) for k, v in logits([0.2, 0.7, 0.1], seed=4).items()}
     out = mix(x, SPEC)["emotion"]
     assert out.dtype == dtype and torch.isfinite(out).all()
+
+
+def test_training_the_served_model_fits_a_gate_that_tells_the_datasets_apart(
+    feature_cache, data_dir
+):
+    from emostream.model.served import _load, train_served
+    from emostream.model.training import TrainConfig
+
+    datasets = ("reddit-emotions", "twitter-ii")
+    cfg = TrainConfig(epochs=2, lr=1e-3, modality_dropout=0.3)
+    model, info = train_served(feature_cache, data_dir, datasets, cfg, hidden=32)
+    assert model.config.experts["domains"] == list(datasets)
+    assert info["gate"]["epochs_run"] >= 1
+    val = _load(datasets, data_dir, feature_cache, "val")
+    for d, (_, feats) in enumerate(val.values()):
+        with torch.no_grad():
+            out = model(feats.text, feats.image, feats.mask)
+        gate = out.train_terms[0][0]["domain"].argmax(-1)
+        assert (gate == d).float().mean() > 0.9  # text-only posts vs tweets with pictures
+        for head in ("emotion", "sentiment"):
+            torch.testing.assert_close(out.logits[head].exp().sum(-1), torch.ones(len(gate)))
