@@ -27,7 +27,8 @@ TOLERANCE_PT = 0.5
 
 
 def run_eval(runtime: str, split: str, out: Path) -> dict:
-    cmd = ["emostream", "eval", "--split", split, "--runtime", runtime, "--out", str(out)]
+    exe = Path(sys.executable).with_name("emostream")  # the CLI of the running environment
+    cmd = [str(exe), "eval", "--split", split, "--runtime", runtime, "--out", str(out)]
     subprocess.run(cmd, check=True)
     return json.loads((out / "served.json").read_text())
 
