@@ -1,5 +1,6 @@
 """The encoders' CPU runtimes side by side: eager torch, ONNX Runtime fp32, ONNX Runtime
-with int8 text weights.
+with int8 text weights, and ONNX Runtime fp32 with spinning idle threads (its default,
+the ONNX path before).
 
     python bench/cpu_runtime.py [--seconds 5] [--rounds 3] [--passes]
 
@@ -32,6 +33,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+import torch  # noqa: E402
+
 from bench.machine import machine  # noqa: E402
 from bench.timing import rate  # noqa: E402
 from emostream.model.classifier import EmotionClassifier  # noqa: E402
@@ -41,6 +44,8 @@ from emostream.model.encoder import PostInput  # noqa: E402
 RUNTIMES = ("eager", "onnx", "onnx-int8")
 OLD = "eager"
 """The path before: plain torch (``--runtime eager`` / EMOSTREAM_RUNTIME=eager)."""
+SPIN = "onnx-spin"
+"""ONNX Runtime fp32 with its idle threads spinning (its default; EMOSTREAM_ORT_SPIN=1)."""
 
 START_UP = """
 import sys, time
@@ -106,6 +111,11 @@ def main() -> None:
     args = ap.parse_args()
 
     clfs = {rt: EmotionClassifier(device="cpu", runtime=rt) for rt in RUNTIMES}
+    os.environ["EMOSTREAM_ORT_SPIN"] = "1"  # the ONNX path before: idle threads spin
+    clfs[SPIN] = EmotionClassifier(device="cpu", runtime="onnx")
+    warm = PostInput("sessions open on first use", torch.zeros(3, 224, 224, dtype=torch.uint8))
+    clfs[SPIN].classify([warm])
+    del os.environ["EMOSTREAM_ORT_SPIN"]
     items = Dataset.load("mvsa-single").split("test")[:128]
     pics = [clfs[OLD].encoder.decode(i.image_path.read_bytes()) for i in items]
     comments = [i.text for i in Dataset.load("goemotions").split("test")[:1024]]
@@ -133,18 +143,23 @@ def main() -> None:
 
     info = machine(clfs[OLD].device)
     print(f"\n{info['cpu_model']} ({info['cores']} cores), model {clfs[OLD].version}")
+    names = list(clfs)
     print(
         "| condition | batch | "
-        + " | ".join(f"{rt} posts/s" for rt in RUNTIMES)
-        + " | onnx / eager | onnx-int8 / eager |"
+        + " | ".join(f"{rt} posts/s" for rt in names)
+        + " | "
+        + " | ".join(f"{rt} / eager" for rt in names[1:])
+        + " |"
     )
-    print("|---|---:|" + "---:|" * (len(RUNTIMES) + 2))
+    print("|---|---:|" + "---:|" * (2 * len(names) - 1))
     for cond, (_, batch) in conditions.items():
-        v = [best[(cond, rt)] for rt in RUNTIMES]
+        v = [best[(cond, rt)] for rt in names]
         print(
             f"| {cond} | {batch} | "
             + " | ".join(f"{x:.1f}" for x in v)
-            + f" | {v[1] / v[0]:.2f}x | {v[2] / v[0]:.2f}x |"
+            + " | "
+            + " | ".join(f"{x / v[0]:.2f}x" for x in v[1:])
+            + " |"
         )
     print("\n| runtime | load + first post, s | peak RSS, MiB |\n|---|---:|---:|")
     for name, (sec, rss) in starts.items():

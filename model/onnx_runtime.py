@@ -39,12 +39,21 @@ def onnx_dir() -> Path:
 
 
 def _session(path: Path):
+    """A CPU session. Its threads sleep between runs instead of spinning: the text and the
+    image session (and torch, for the head and the image batch) take turns on the same
+    cores, and a session whose idle threads spin for a while after each run slows the
+    next one down. Measured on 2 cores (``python bench/cpu_runtime.py``, docs/performance.md).
+    ``EMOSTREAM_ORT_SPIN=1`` restores ONNX Runtime's default (spinning)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()
     options.inter_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    spin = os.environ.get("EMOSTREAM_ORT_SPIN", "0")
+    if spin not in ("0", "1"):
+        raise ValueError(f"EMOSTREAM_ORT_SPIN must be 0 or 1, not {spin!r}")
+    options.add_session_config_entry("session.intra_op.allow_spinning", spin)
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 

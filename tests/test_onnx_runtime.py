@@ -100,3 +100,16 @@ def test_runtime_is_checked():
     with pytest.raises(ValueError, match="exportable"):
         Encoder(device="cpu", text="all-minilm-l6-v2", runtime="onnx")
     assert Encoder(device="cpu", text="all-minilm-l6-v2", runtime="auto").runtime == "eager"
+
+
+def test_idle_threads_sleep_unless_told_to_spin(onnx_dir, monkeypatch):
+    from emostream.model.onnx_runtime import _session
+
+    path = next(onnx_dir.glob("*.fp32.onnx"))  # made by the tests above
+    entry = "session.intra_op.allow_spinning"
+    assert _session(path).get_session_options().get_session_config_entry(entry) == "0"
+    monkeypatch.setenv("EMOSTREAM_ORT_SPIN", "1")
+    assert _session(path).get_session_options().get_session_config_entry(entry) == "1"
+    monkeypatch.setenv("EMOSTREAM_ORT_SPIN", "yes")
+    with pytest.raises(ValueError, match="EMOSTREAM_ORT_SPIN"):
+        _session(path)
