@@ -30,6 +30,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .encoder import IMAGE, TEXT
+
 Experts = dict
 """``{"gate": name, "domains": [...], "heads": {served: [{"head", "gate", "classes"}]}}``."""
 
@@ -47,7 +49,8 @@ class Gate(nn.Module):
         )
 
     def forward(self, text, image, mask) -> torch.Tensor:
-        mt, mi = mask[:, :1].to(text.dtype), mask[:, 1:2].to(image.dtype)
+        mt = mask[:, TEXT : TEXT + 1].to(text.dtype)
+        mi = mask[:, IMAGE : IMAGE + 1].to(image.dtype)
         t, v = self.norm_text(text) * mt, self.norm_image(image) * mi
         return self.net(torch.cat([t, v, mt, mi], dim=1))
 

@@ -39,7 +39,7 @@ def fit_gate(
     cfg: TrainConfig,
     desc: str = "gate",
 ) -> tuple[FusionModel, list[dict]]:
-    """A copy of ``model`` serving through ``spec``, its gate head trained on ``parts``
+    """A copy of ``model`` serving through ``spec``, its gate trained on ``parts``
     (dataset ``d``'s features at gate index ``d``) and everything else frozen."""
     gated = build(dataclasses.replace(model.config, experts=spec))
     missing, unexpected = gated.load_state_dict(model.state_dict(), strict=False)
