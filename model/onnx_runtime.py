@@ -4,9 +4,10 @@
 (to about 1e-5) and, measured side by side on 2 cores (``python bench/cpu_runtime.py``),
 faster, the image encoder most. ``runtime="onnx-int8"`` also stores the text encoder's
 weight matrices as int8 (dynamic quantization): faster again on text, but it moves about
-2-3% of top labels and costs up to 2 points on some test splits (docs/performance.md),
-so it is a choice for text-heavy feeds, not the default. The plain torch path stays as
-``runtime="eager"``.
+2-3% of top labels and has cost up to 2 points on a test split, depending on the weights
+(docs/performance.md), so it is a choice for text-heavy feeds, not the default. The plain
+torch path stays as ``runtime="eager"``. Session threads sleep between runs
+(``EMOSTREAM_ORT_SPIN=1``: they spin, ONNX Runtime's default; see ``_session``).
 
 The ONNX files are derived from the shipped weights, not shipped: the first start exports
 them (a few seconds) into ``EMOSTREAM_ONNX_DIR`` (default ``~/.cache/emostream/onnx``),
