@@ -27,6 +27,8 @@ The gate is fitted after the rest, every other weight frozen (``gate.py``).
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import nn
 
@@ -75,15 +77,27 @@ def expert_spec(
     }
 
 
+@functools.lru_cache(maxsize=64)
+def _class_map(
+    classes: tuple[int, ...], n: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The expert's served class per label, and which of the ``n`` served classes it covers:
+    made once per expert and device, not on every batch (as plain tensors, even when first
+    asked for under inference mode, so training can use them too)."""
+    with torch.inference_mode(False):
+        idx = torch.tensor(classes, device=device)
+        space = torch.zeros(n, dtype=torch.bool, device=device)
+        space[idx] = True
+    return idx, space
+
+
 def _expert_view(
     p: torch.Tensor, own: torch.Tensor, classes: list[int], weight: float = 1.0
 ) -> torch.Tensor:
     """Served distribution ``p`` with the mass on the expert's classes spread by ``own``
     (``weight`` < 1: by the log-linear pool ``p ** (1 - weight) * own ** weight``)."""
-    idx = torch.tensor(classes, device=p.device)
+    idx, space = _class_map(tuple(classes), p.shape[1], p.device)
     spread = torch.zeros_like(p).index_add(1, idx, own.to(p.dtype))
-    space = torch.zeros(p.shape[1], dtype=torch.bool, device=p.device)
-    space[idx] = True
     mass = (p * space).sum(-1, keepdim=True)
     if weight < 1.0:
         tiny = torch.finfo(p.dtype).tiny

@@ -165,3 +165,12 @@ def test_training_the_served_model_fits_a_gate_that_tells_the_datasets_apart(
         assert (gate == d).float().mean() > 0.9  # text-only posts vs tweets with pictures
         for head in ("emotion", "sentiment"):
             torch.testing.assert_close(out.logits[head].exp().sum(-1), torch.ones(len(gate)))
+
+
+def test_a_mixture_first_made_under_inference_mode_still_trains():
+    x = logits([0.6, 0.3, 0.1], seed=6)
+    with torch.inference_mode():
+        mix(x, SPEC)  # the experts' class maps are made here first
+    own = x["a"].clone().requires_grad_(True)
+    mix(x | {"a": own}, SPEC)["emotion"].sum().backward()
+    assert own.grad is not None
