@@ -86,9 +86,8 @@ def model_version(weights: Path, encoder_version: str) -> str:
 
 
 def cmd_train(args) -> int:
-    from .checkpoint import load_checkpoint, save_checkpoint
-    from .datasets import DATASETS, default_data_dir
-    from .served import calibrate, evaluate_served, train_served, write_report
+    from .datasets import DATASETS
+    from .served import train_served
     from .training import TrainConfig
     from .weights import WEIGHTS_DIR
 
@@ -114,22 +113,39 @@ def cmd_train(args) -> int:
         expert_weights=dict(zip(("emotion", "sentiment"), args.expert_weights, strict=True))
         if args.expert_weights
         else None,
+        modality_pool=args.modality_pool,
     )
     out = Path(args.out or WEIGHTS_DIR / "emostream-commonspace-v2.safetensors")
+    ship(model, info, cache, args.data_dir, datasets, out)
+    return 0
+
+
+def ship(model, info: dict, cache, data_dir, datasets, out: Path) -> dict:
+    """Write ``model`` to ``out``; score the file as written on the test splits (reports in
+    model/reports/served), calibrate it, and write its card beside it. Returns the card."""
+    from .checkpoint import load_checkpoint, save_checkpoint
+    from .datasets import default_data_dir
+    from .pairs import NEEDS as PAIRS_NEED
+    from .served import calibrate, evaluate_served, write_report
+
     save_checkpoint(model, out, {"encoders": cache.encoder.version})
     reloaded, _ = load_checkpoint(out)  # the card's metrics are those of the file as shipped
     reports = REPORTS / "served"
-    metrics = evaluate_served(reloaded, cache, args.data_dir, datasets, reports)
-    meta = {"data_dir": str(args.data_dir or default_data_dir()), "split": "test"}
+    metrics = evaluate_served(reloaded, cache, data_dir, datasets, reports)
+    meta = {"data_dir": str(data_dir or default_data_dir()), "split": "test"}
     write_report(metrics, reports, "Served model, test splits", meta)
-    calibration = calibrate(reloaded, cache, args.data_dir, datasets, reports)
+    calibration = calibrate(reloaded, cache, data_dir, datasets, reports)
     card = _card(out, cache, info, metrics, calibration)
+    if set(PAIRS_NEED) <= set(datasets):
+        pairs = _pairs_report(reloaded, cache, data_dir, "test", reports, "Served model")
+        card["pairs"] = {k: round(v["both"]["accuracy"], 4) for k, v in pairs.items()}
+        card["pairs_note"] = "emotion accuracy on text + picture pairs made from the test splits"
     card_path = out.with_name(out.name.removesuffix(".safetensors") + ".card.json")
     card_path.write_text(json.dumps(card, indent=1) + "\n")
     print((reports / "served.md").read_text())
     print(json.dumps(calibration, indent=1))
     print(f"wrote {out} ({out.stat().st_size // 1024} KiB) and {card_path}; {card['version']}")
-    return 0
+    return card
 
 
 def _card(out: Path, cache, info: dict, metrics: dict, calibration: dict) -> dict:
@@ -196,6 +212,7 @@ def default_reports_dir() -> Path:
 def _eval_served(args, cache, datasets) -> int:
     from .checkpoint import load_checkpoint
     from .datasets import default_data_dir
+    from .pairs import NEEDS as PAIRS_NEED
     from .served import evaluate_served, write_report
     from .weights import Weights
 
@@ -219,8 +236,23 @@ def _eval_served(args, cache, datasets) -> int:
     }
     write_report(metrics, out, title, meta)
     print((out / "served.md").read_text())
+    if set(PAIRS_NEED) <= set(datasets):
+        _pairs_report(model, cache, data_dir, args.split, out, title)
+        print((out / "pairs.md").read_text())
     print(f"report in {out}")
     return 0
+
+
+def _pairs_report(model, cache, data_dir, split: str, out: Path, title: str) -> dict:
+    """Emotion on made-up text + picture posts (``pairs.py``): ``pairs.json``, ``pairs.md``."""
+    from .pairs import pair_report, pair_sets, pairs_markdown
+
+    report = pair_report(model, pair_sets(cache, data_dir, split))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "pairs.json").write_text(json.dumps(report, indent=1))
+    md = pairs_markdown(report, f"{title}: emotion on text + picture pairs, split {split}")
+    (out / "pairs.md").write_text(md)
+    return report
 
 
 def _read_image(ref: str | None, base: Path) -> bytes | None:
@@ -338,6 +370,13 @@ def add_commands(sub) -> None:
         default=None,
         help="the experts' weight against the served head, per served head (default: "
         "served.EXPERT_WEIGHTS; 1 = the expert alone re-decides among its classes)",
+    )
+    p.add_argument(
+        "--modality-pool",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="emotion of a post with text and picture = weighted mean of the answers to each "
+        "alone, the text's weight fitted on val pairs (model/pairs.py)",
     )
     p.add_argument("--modality-dropout", type=float, default=0.3)
     p.add_argument("--aux-weight", type=float, default=0.5)

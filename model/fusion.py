@@ -49,12 +49,24 @@ class FusionConfig:
     ignores the text; see the ablation rows of the paper table."""
     experts: dict = field(default_factory=dict)
     """joint / commonspace: served heads mixed from per-dataset heads (``experts.py``)."""
+    modality_pool: dict[str, float] = field(default_factory=dict)
+    """joint / commonspace: heads whose answer for a post with both modalities pools the
+    answers for its text alone and its picture alone, ``{head: text weight w}``:
+    ``p = w p_text + (1 - w) p_image`` (the paper's late fusion, weighted). For a head that no
+    dataset labels on posts with both modalities (emotion), whose fused input is never
+    trained (``docs/model.md``, "Emotion with text and picture")."""
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"unknown model kind {self.kind!r}; known: {KINDS}")
         if self.pool not in ("max", "mean"):
             raise ValueError(f"pool must be 'max' or 'mean', not {self.pool!r}")
+        for head, w in self.modality_pool.items():
+            if head not in self.heads or not 0.0 <= w <= 1.0:
+                raise ValueError(
+                    f"modality_pool: need a head of {list(self.heads)} and a "
+                    f"text weight in [0, 1], got {head!r}: {w!r}"
+                )
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -170,6 +182,14 @@ class JointFusion(FusionModel):
         return t * mt, v * mi
 
     def forward(self, text, image, mask) -> FusionOutput:
+        logits, t, v = self._logits(text, image, mask)
+        served = mix(logits, self.config.experts)
+        if self.config.modality_pool:
+            served = self._pool_modalities(served, text, image, mask)
+        return FusionOutput(served, [(logits, mask.any(dim=1))], text_vec=t, image_vec=v)
+
+    def _logits(self, text, image, mask):
+        """Raw head logits (the gate's too) and the common-space vectors."""
         t, v = self.embed(text, image, mask)
         mt = mask[:, TEXT : TEXT + 1]
         mi = mask[:, IMAGE : IMAGE + 1]
@@ -182,8 +202,31 @@ class JointFusion(FusionModel):
         logits = self.classifier(fused)
         if self.gate is not None:
             logits = logits | {self.config.experts["gate"]: self.gate(text, image, mask)}
-        served = mix(logits, self.config.experts)
-        return FusionOutput(served, [(logits, mask.any(dim=1))], text_vec=t, image_vec=v)
+        return logits, t, v
+
+    def _pool_modalities(self, served, text, image, mask):
+        """``config.modality_pool``: for rows with both modalities, each listed head is the
+        weighted mean of its served probabilities for the text alone and the picture alone."""
+        both = mask.all(dim=1, keepdim=True)
+        if not bool(both.any()):
+            return served
+        alone = {}
+        for keep in (TEXT, IMAGE):
+            m = torch.zeros_like(mask)
+            m[:, keep] = mask[:, keep]
+            alone[keep] = mix(self._logits(text, image, m)[0], self.config.experts)
+        out = dict(served)
+        for head, w in self.config.modality_pool.items():
+            pt = alone[TEXT][head].float().softmax(-1)
+            pi = alone[IMAGE][head].float().softmax(-1)
+            pooled = pool_modalities(pt, pi, w).log().to(served[head].dtype)
+            out[head] = torch.where(both, pooled, served[head])
+        return out
+
+
+def pool_modalities(p_text: torch.Tensor, p_image: torch.Tensor, w: float) -> torch.Tensor:
+    """``w p_text + (1 - w) p_image``, never exactly 0 (its log is taken)."""
+    return (w * p_text + (1.0 - w) * p_image).clamp(min=torch.finfo(p_text.dtype).tiny)
 
 
 class CommonSpaceFusion(JointFusion):

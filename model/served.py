@@ -16,6 +16,7 @@ fear, joy; twitter-ii: negative, positive), under each modality condition it all
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,8 @@ from .fusion import FusionConfig, FusionModel, build
 from .gate import fit_gate
 from .labels import EKMAN, EMOTIONS, SENTIMENTS, emotion_of, sentiment_of
 from .losses import class_weights
+from .pairs import NEEDS as PAIRS_NEED
+from .pairs import fit_text_weight, pair_sets
 from .paper import PAIRED, conditions_for
 from .targets import dataset_target, emotion_target, label_space, sentiment_target
 from .training import TrainConfig, TrainingSet, predict, seed_everything, train
@@ -188,11 +191,13 @@ def train_served(
     restrict: bool = True,
     experts: bool = True,
     expert_weights: dict[str, float] | None = None,
+    modality_pool: bool = True,
 ) -> tuple[FusionModel, dict]:
     """Train the served model; ``balance``: each dataset weighs in proportion to n ** balance;
     ``restrict``: a served head's softmax spans only the row's dataset's label space;
     ``experts``: served heads mixed from the datasets' own heads (``experts.py``), with
-    ``expert_weights`` (default ``EXPERT_WEIGHTS``)."""
+    ``expert_weights`` (default ``EXPERT_WEIGHTS``); ``modality_pool``: emotion on posts with
+    both modalities pools the text-alone and picture-alone answers (``pairs.py``)."""
     train_parts = _load(datasets, data_dir, cache, "train")
     val = _load(datasets, data_dir, cache, "val")
     heads = heads_for(datasets, data_dir)
@@ -222,6 +227,9 @@ def train_served(
         model, gate_history = fit_gate(
             model, spec, parts, lambda m: val_score(m, val), gate_cfg, desc="gate"
         )
+    pooled: dict | None = None
+    if modality_pool and set(PAIRS_NEED) <= set(datasets):  # emotion of text + picture
+        model, pooled = with_modality_pool(model, cache, data_dir)
     info = {
         "datasets": {n: len(it) for n, (it, _) in train_parts.items()},
         "epochs_run": len(history),
@@ -236,8 +244,21 @@ def train_served(
             "epochs_run": len(gate_history),
             "val_score": max((h["val"] for h in gate_history), default=None),
         },
+        "modality_pool": pooled,
     }
     return model, info
+
+
+def with_modality_pool(
+    model: FusionModel, cache: FeatureCache, data_dir: Path | None = None
+) -> tuple[FusionModel, dict]:
+    """A copy of ``model`` whose emotion head answers posts with both modalities by the
+    weighted mean of its text-alone and picture-alone answers, the text's weight fitted on
+    the val pairs of ``pairs.py``; and that weight with every weight's val score."""
+    w, table = fit_text_weight(model, pair_sets(cache, data_dir, "val"))
+    pooled = build(dataclasses.replace(model.config, modality_pool={"emotion": w}))
+    pooled.load_state_dict(model.state_dict())
+    return pooled.eval(), {"emotion": w, "val_mean_accuracy": table}
 
 
 def evaluate_served(

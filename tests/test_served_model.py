@@ -141,3 +141,20 @@ def test_missing_modality_table_is_the_cards(served, data_dir, served_cache):
             expected = card["metrics"][name][cond]
             assert abs(r["accuracy"] - expected["accuracy"]) <= 1 / r["n"] + 1e-9, (name, cond)
         print(name, row)
+
+
+def test_text_and_picture_emotion_pools_the_two_answers(served):
+    """Emotion of a post with both: the weighted mean of the answers to each alone, the
+    text's weight fitted on val pairs (pairs.py) and recorded in the card with the test
+    pairs' accuracy."""
+    model, card = served
+    w = model.config.modality_pool["emotion"]
+    assert card["training"]["modality_pool"]["emotion"] == w
+    table = card["training"]["modality_pool"]["val_mean_accuracy"]
+    assert table[str(w)] == max(table.values())
+    assert set(card["pairs"]) == {
+        "photo+reddit-emotions",
+        "photo+flickr-fi-text",
+        "photo+goemotions",
+        "matched",
+    }
