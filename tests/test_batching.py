@@ -39,6 +39,22 @@ def test_cap_never_below_min_batch_nor_above_max():
     assert fast.latency_cap() == 16
 
 
+def test_a_batch_leaves_early_by_its_preparation_time():
+    s = BatchSizer(32, max_wait_s=0.5)
+    assert s.wait_s() == 0.5  # nothing prepared yet
+    s.observe_prepare(0.2)
+    assert s.wait_s() == pytest.approx(0.3)  # wait + preparation stays within max_wait_s
+    s.observe_prepare(0.2)
+    s.observe_prepare(0.6)  # smoothed: one slower batch does not take it to 0 ...
+    assert 0 < s.wait_s() < 0.3
+    for _ in range(20):
+        s.observe_prepare(5.0)  # ... but slow fetching for good does, never below 0
+    assert s.wait_s() == 0.0
+    fixed = BatchSizer(32, max_wait_s=0.5, adaptive=False)
+    fixed.observe_prepare(0.2)
+    assert fixed.wait_s() == 0.5
+
+
 def test_fixed_when_not_adaptive():
     s = BatchSizer(32, adaptive=False)
     s.observe(posts=32, seconds=100.0)

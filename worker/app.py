@@ -150,7 +150,10 @@ async def run_stages(stream, batches, processor: BatchProcessor, sizer, offsets)
                 )
                 for e in events
             ]
-            await queue.put((events, await processor.prepare(messages)))
+            t0 = time.perf_counter()
+            prepared = await processor.prepare(messages)
+            sizer.observe_prepare(time.perf_counter() - t0)
+            await queue.put((events, prepared))
         await queue.join()  # the stream ended: finish what is queued
         finishing.cancel()
     except asyncio.CancelledError:

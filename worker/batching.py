@@ -12,6 +12,11 @@ batch of 32 to fill. :class:`BatchSizer` follows the backlog:
   so ``max_wait_s + 2 x compute(size) <= latency_target_s``, with ``compute(size)``
   estimated from the batches already done.
 
+A batch leaves when it is full or ``max_wait_s`` after its first post arrived, less the
+time a batch takes to prepare (records decoded, images fetched and decoded, smoothed over
+the batches already prepared): a post's wait for its batch plus that batch's preparation
+stays within ``max_wait_s``, so fetching pictures does not add to the latency bound.
+
 :func:`adaptive_take` is faust's ``Stream.noack_take`` with two changes: the size is asked
 of the sizer before every batch, and ``max_wait_s`` counts from the first post's
 arrival, not from when the agent asks; posts keep arriving into the next batch while
@@ -50,6 +55,8 @@ class BatchSizer:
         self.size = max_batch
         self.seconds_per_post: float | None = None
         """Smoothed compute seconds per post (model + write), from finished batches."""
+        self.prepare_s: float | None = None
+        """Smoothed seconds a batch takes to prepare (records, image fetch and decode)."""
 
     def observe(self, posts: int, seconds: float) -> None:
         """A batch of ``posts`` took ``seconds`` to compute and write."""
@@ -61,6 +68,23 @@ class BatchSizer:
         else:
             a = self.smoothing
             self.seconds_per_post = a * per_post + (1 - a) * self.seconds_per_post
+
+    def observe_prepare(self, seconds: float) -> None:
+        """A batch took ``seconds`` to prepare before it could be computed."""
+        if seconds < 0:
+            return
+        if self.prepare_s is None:
+            self.prepare_s = seconds
+        else:
+            a = self.smoothing
+            self.prepare_s = a * seconds + (1 - a) * self.prepare_s
+
+    def wait_s(self) -> float:
+        """How long after its first post a batch that is not full leaves: ``max_wait_s``
+        less the preparation time (adaptive only), never below 0."""
+        if not self.adaptive or self.prepare_s is None:
+            return self.max_wait_s
+        return max(0.0, self.max_wait_s - self.prepare_s)
 
     def latency_cap(self) -> int:
         """The largest batch with ``max_wait_s + 2 x compute <= latency_target_s``."""
@@ -134,7 +158,7 @@ async def adaptive_take(stream, sizer: BatchSizer, lag: Callable[[], int]) -> As
                 await stream.wait_for_stopped(arrived, timeout=1.0)
                 if not events:
                     continue
-            remaining = arrivals[0] + sizer.max_wait_s - loop.time()
+            remaining = arrivals[0] + sizer.wait_s() - loop.time()
             if len(events) < target and remaining > 0:
                 await stream.wait_for_stopped(full, timeout=remaining)
             batch = events[:target]

@@ -25,7 +25,8 @@ class WorkerSettings(Settings):
     max_wait_s: float = setting(
         0.5,
         "Longest wait for a batch to fill: from the first post's arrival with adaptive "
-        "batching, from when the worker asks without.",
+        "batching, less the time a batch takes to prepare (image fetch and decode), so wait "
+        "plus fetching stay within it; from when the worker asks without.",
     )
     adaptive_batching: bool = setting(
         True,
