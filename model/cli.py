@@ -114,6 +114,7 @@ def cmd_train(args) -> int:
         if args.expert_weights
         else None,
         modality_pool=args.modality_pool,
+        neutral_offsets=args.neutral_offsets,
     )
     out = Path(args.out or WEIGHTS_DIR / "emostream-commonspace-v2.safetensors")
     ship(model, info, cache, args.data_dir, datasets, out)
@@ -370,6 +371,13 @@ def add_commands(sub) -> None:
         default=None,
         help="the experts' weight against the served head, per served head (default: "
         "served.EXPERT_WEIGHTS; 1 = the expert alone re-decides among its classes)",
+    )
+    p.add_argument(
+        "--neutral-offsets",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="fit how readily each dataset's expert says neutral on its val split "
+        "(model/offsets.py; more neutral recall and macro-F1 on mvsa-single, less accuracy)",
     )
     p.add_argument(
         "--modality-pool",

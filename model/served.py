@@ -32,6 +32,7 @@ from .fusion import FusionConfig, FusionModel, build
 from .gate import fit_gate
 from .labels import EKMAN, EMOTIONS, SENTIMENTS, emotion_of, sentiment_of
 from .losses import class_weights
+from .offsets import fit_neutral_offsets
 from .pairs import NEEDS as PAIRS_NEED
 from .pairs import fit_text_weight, pair_sets
 from .paper import PAIRED, conditions_for
@@ -192,12 +193,15 @@ def train_served(
     experts: bool = True,
     expert_weights: dict[str, float] | None = None,
     modality_pool: bool = True,
+    neutral_offsets: bool = False,
 ) -> tuple[FusionModel, dict]:
     """Train the served model; ``balance``: each dataset weighs in proportion to n ** balance;
     ``restrict``: a served head's softmax spans only the row's dataset's label space;
     ``experts``: served heads mixed from the datasets' own heads (``experts.py``), with
     ``expert_weights`` (default ``EXPERT_WEIGHTS``); ``modality_pool``: emotion on posts with
-    both modalities pools the text-alone and picture-alone answers (``pairs.py``)."""
+    both modalities pools the text-alone and picture-alone answers (``pairs.py``);
+    ``neutral_offsets``: how readily each expert says neutral, fitted on val (``offsets.py``;
+    off by default: it costs the robustness set's sentiment its 0.90, docs/model.md)."""
     train_parts = _load(datasets, data_dir, cache, "train")
     val = _load(datasets, data_dir, cache, "val")
     heads = heads_for(datasets, data_dir)
@@ -227,6 +231,9 @@ def train_served(
         model, gate_history = fit_gate(
             model, spec, parts, lambda m: val_score(m, val), gate_cfg, desc="gate"
         )
+    offsets: dict | None = None
+    if experts and neutral_offsets:  # how readily each expert says neutral
+        model, offsets = fit_neutral_offsets(model, val)
     pooled: dict | None = None
     if modality_pool and set(PAIRS_NEED) <= set(datasets):  # emotion of text + picture
         model, pooled = with_modality_pool(model, cache, data_dir)
@@ -244,6 +251,7 @@ def train_served(
             "epochs_run": len(gate_history),
             "val_score": max((h["val"] for h in gate_history), default=None),
         },
+        "neutral_offsets": offsets,
         "modality_pool": pooled,
     }
     return model, info
