@@ -21,7 +21,7 @@ its learned bias (the class prior); evaluation marks such cells as not applicabl
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import torch
 from torch import nn
@@ -182,15 +182,15 @@ class JointFusion(FusionModel):
         return t * mt, v * mi
 
     def forward(self, text, image, mask) -> FusionOutput:
-        logits, t, v = self._logits(text, image, mask)
+        t, v = self.embed(text, image, mask)
+        logits = self._heads(t, v, text, image, mask)
         served = mix(logits, self.config.experts)
         if self.config.modality_pool:
-            served = self._pool_modalities(served, text, image, mask)
+            served = self._pool_modalities(served, t, v, text, image, mask)
         return FusionOutput(served, [(logits, mask.any(dim=1))], text_vec=t, image_vec=v)
 
-    def _logits(self, text, image, mask):
-        """Raw head logits (the gate's too) and the common-space vectors."""
-        t, v = self.embed(text, image, mask)
+    def _heads(self, t, v, text, image, mask) -> dict[str, torch.Tensor]:
+        """Raw head logits (the gate's too) from the common-space vectors ``t``, ``v``."""
         mt = mask[:, TEXT : TEXT + 1]
         mi = mask[:, IMAGE : IMAGE + 1]
         if self.config.pool == "max":
@@ -202,25 +202,28 @@ class JointFusion(FusionModel):
         logits = self.classifier(fused)
         if self.gate is not None:
             logits = logits | {self.config.experts["gate"]: self.gate(text, image, mask)}
-        return logits, t, v
+        return logits
 
-    def _pool_modalities(self, served, text, image, mask):
+    def _pool_modalities(self, served, t, v, text, image, mask):
         """``config.modality_pool``: for rows with both modalities, each listed head is the
-        weighted mean of its served probabilities for the text alone and the picture alone."""
-        both = mask.all(dim=1, keepdim=True)
+        weighted mean of its served probabilities for the text alone and the picture alone
+        (the heads run again on those rows only; the embedded vectors are reused)."""
+        both = mask.all(dim=1)
         if not bool(both.any()):
             return served
+        t, v, text, image = t[both], v[both], text[both], image[both]
         alone = {}
-        for keep in (TEXT, IMAGE):
-            m = torch.zeros_like(mask)
-            m[:, keep] = mask[:, keep]
-            alone[keep] = mix(self._logits(text, image, m)[0], self.config.experts)
+        for keep, vecs in ((TEXT, (t, torch.zeros_like(v))), (IMAGE, (torch.zeros_like(t), v))):
+            m = torch.zeros(len(t), 2, dtype=torch.bool, device=mask.device)
+            m[:, keep] = True
+            alone[keep] = mix(self._heads(*vecs, text, image, m), self.config.experts)
         out = dict(served)
         for head, w in self.config.modality_pool.items():
             pt = alone[TEXT][head].float().softmax(-1)
             pi = alone[IMAGE][head].float().softmax(-1)
             pooled = pool_modalities(pt, pi, w).log().to(served[head].dtype)
-            out[head] = torch.where(both, pooled, served[head])
+            out[head] = served[head].clone()
+            out[head][both] = pooled
         return out
 
 
@@ -245,3 +248,11 @@ _CLASSES = {
 
 def build(config: FusionConfig) -> FusionModel:
     return _CLASSES[config.kind](config)
+
+
+def reconfigured(model: FusionModel, **changes) -> FusionModel:
+    """A copy of ``model`` with ``changes`` to its config and the same weights, in eval mode
+    (for settings that add no weights: experts' offsets, the modality pool)."""
+    out = build(replace(model.config, **changes))
+    out.load_state_dict(model.state_dict())
+    return out.eval()

@@ -12,20 +12,12 @@ ratios among the other classes, and any answer restricted to them, stay as they 
 from __future__ import annotations
 
 import copy
-import dataclasses
 
-from .fusion import FusionModel, build
+from .fusion import FusionModel, reconfigured
 from .labels import EMOTIONS, SENTIMENTS
 
 GRID = tuple(0.25 * i for i in range(9))
 """Offsets tried: 0 (as trained) to 2 (neutral e^2 = 7.4 times as likely)."""
-
-
-def with_offsets(model: FusionModel, experts: dict) -> FusionModel:
-    """A copy of ``model`` serving through ``experts`` (same weights)."""
-    out = build(dataclasses.replace(model.config, experts=experts))
-    out.load_state_dict(model.state_dict())
-    return out.eval()
 
 
 def fit_neutral_offsets(model: FusionModel, val: dict) -> tuple[FusionModel, dict]:
@@ -47,7 +39,7 @@ def fit_neutral_offsets(model: FusionModel, val: dict) -> tuple[FusionModel, dic
             table = {}
             for b in GRID:
                 e["offsets"] = [b if i in neutral else 0.0 for i in range(len(e["classes"]))]
-                r = evaluate_dataset(with_offsets(model, spec), items, feats, "both")
+                r = evaluate_dataset(reconfigured(model, experts=spec), items, feats, "both")
                 table[b] = r["macro_f1"] if r else 0.0
             best = max(GRID, key=lambda b: (table[b], -b))
             e["offsets"] = [best if i in neutral else 0.0 for i in range(len(e["classes"]))]
@@ -55,4 +47,4 @@ def fit_neutral_offsets(model: FusionModel, val: dict) -> tuple[FusionModel, dic
                 "neutral": best,
                 "val_macro_f1": {str(b): round(v, 4) for b, v in table.items()},
             }
-    return with_offsets(model, spec), chosen
+    return reconfigured(model, experts=spec), chosen

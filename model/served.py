@@ -16,7 +16,6 @@ fear, joy; twitter-ii: negative, positive), under each modality condition it all
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,7 @@ from .datasets import DATASETS, Dataset, Item
 from .evaluation import condition_mask, plot_confusion, scores
 from .experts import expert_spec
 from .feature_cache import FeatureCache, Features
-from .fusion import FusionConfig, FusionModel, build
+from .fusion import FusionConfig, FusionModel, build, reconfigured
 from .gate import fit_gate
 from .labels import EKMAN, EMOTIONS, SENTIMENTS, emotion_of, sentiment_of
 from .losses import class_weights
@@ -264,9 +263,8 @@ def with_modality_pool(
     weighted mean of its text-alone and picture-alone answers, the text's weight fitted on
     the val pairs of ``pairs.py``; and that weight with every weight's val score."""
     w, table = fit_text_weight(model, pair_sets(cache, data_dir, "val"))
-    pooled = build(dataclasses.replace(model.config, modality_pool={"emotion": w}))
-    pooled.load_state_dict(model.state_dict())
-    return pooled.eval(), {"emotion": w, "val_mean_accuracy": table}
+    pooled = reconfigured(model, modality_pool={"emotion": w})
+    return pooled, {"emotion": w, "val_mean_accuracy": table}
 
 
 def evaluate_served(
