@@ -138,9 +138,13 @@ def ship(model, info: dict, cache, data_dir, datasets, out: Path) -> dict:
     calibration = calibrate(reloaded, cache, data_dir, datasets, reports)
     card = _card(out, cache, info, metrics, calibration)
     if set(PAIRS_NEED) <= set(datasets):
-        pairs = _pairs_report(reloaded, cache, data_dir, "test", reports, "Served model")
-        card["pairs"] = {k: round(v["both"]["accuracy"], 4) for k, v in pairs.items()}
+        pairs = _pairs_report(reloaded, cache, data_dir, "test", reports, "Served model", datasets)
+        card["pairs"] = {k: round(v["both"]["accuracy"], 4) for k, v in pairs["emotion"].items()}
         card["pairs_note"] = "emotion accuracy on text + picture pairs made from the test splits"
+        if "sentiment" in pairs:
+            card["pairs_sentiment"] = {
+                k: round(v["both"]["accuracy"], 4) for k, v in pairs["sentiment"].items()
+            }
     card_path = out.with_name(out.name.removesuffix(".safetensors") + ".card.json")
     card_path.write_text(json.dumps(card, indent=1) + "\n")
     print((reports / "served.md").read_text())
@@ -238,20 +242,27 @@ def _eval_served(args, cache, datasets) -> int:
     write_report(metrics, out, title, meta)
     print((out / "served.md").read_text())
     if set(PAIRS_NEED) <= set(datasets):
-        _pairs_report(model, cache, data_dir, args.split, out, title)
+        _pairs_report(model, cache, data_dir, args.split, out, title, datasets)
         print((out / "pairs.md").read_text())
     print(f"report in {out}")
     return 0
 
 
-def _pairs_report(model, cache, data_dir, split: str, out: Path, title: str) -> dict:
-    """Emotion on made-up text + picture posts (``pairs.py``): ``pairs.json``, ``pairs.md``."""
-    from .pairs import pair_report, pair_sets, pairs_markdown
+def _pairs_report(model, cache, data_dir, split: str, out: Path, title: str, datasets) -> dict:
+    """Emotion, and sentiment where the tweet sets are there, on text + picture posts
+    (``pairs.py``): ``pairs.json`` (``{head: report}``), ``pairs.md``."""
+    from .pairs import SENTIMENT_NEEDS, pair_report, pair_sets, pairs_markdown, sentiment_pair_sets
 
-    report = pair_report(model, pair_sets(cache, data_dir, split))
+    report = {"emotion": pair_report(model, pair_sets(cache, data_dir, split))}
+    if set(SENTIMENT_NEEDS) <= set(datasets):
+        sets = sentiment_pair_sets(cache, data_dir, split)
+        report["sentiment"] = pair_report(model, sets, "sentiment")
     out.mkdir(parents=True, exist_ok=True)
     (out / "pairs.json").write_text(json.dumps(report, indent=1))
-    md = pairs_markdown(report, f"{title}: emotion on text + picture pairs, split {split}")
+    md = "\n".join(
+        pairs_markdown(r, f"{title}: {head} on text + picture posts, split {split}", head)
+        for head, r in report.items()
+    )
     (out / "pairs.md").write_text(md)
     return report
 
@@ -383,8 +394,9 @@ def add_commands(sub) -> None:
         "--modality-pool",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="emotion of a post with text and picture = weighted mean of the answers to each "
-        "alone, the text's weight fitted on val pairs (model/pairs.py)",
+        help="emotion and sentiment of a post with text and picture = weighted mean of the "
+        "answers to each alone, each head's text weight fitted on val pairs (model/pairs.py); "
+        "sentiment keeps its fused answer as far as the text reads like a tweet",
     )
     p.add_argument("--modality-dropout", type=float, default=0.3)
     p.add_argument("--aux-weight", type=float, default=0.5)

@@ -55,6 +55,12 @@ class FusionConfig:
     ``p = w p_text + (1 - w) p_image`` (the paper's late fusion, weighted). For a head that no
     dataset labels on posts with both modalities (emotion), whose fused input is never
     trained (``docs/model.md``, "Emotion with text and picture")."""
+    fused_for: dict[str, list[str]] = field(default_factory=dict)
+    """joint / commonspace, with ``experts``: heads of ``modality_pool`` that keep their fused
+    answer for posts whose text reads like a post of these training datasets, ``{head:
+    [dataset, ...]}``. The fused answer's weight is the gate's weight on those datasets given
+    the text alone (for sentiment: the tweet sets labelled on text and picture together);
+    the pooled answer takes the rest."""
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -66,6 +72,14 @@ class FusionConfig:
                 raise ValueError(
                     f"modality_pool: need a head of {list(self.heads)} and a "
                     f"text weight in [0, 1], got {head!r}: {w!r}"
+                )
+        domains = self.experts.get("domains", []) if self.experts else []
+        for head, names in self.fused_for.items():
+            unknown = [n for n in names if n not in domains]
+            if head not in self.modality_pool or unknown:
+                raise ValueError(
+                    f"fused_for: need a head of modality_pool {list(self.modality_pool)} and "
+                    f"datasets of the experts' gate {domains}, got {head!r}: {names!r}"
                 )
 
     def to_dict(self) -> dict:
@@ -207,7 +221,8 @@ class JointFusion(FusionModel):
     def _pool_modalities(self, served, t, v, text, image, mask):
         """``config.modality_pool``: for rows with both modalities, each listed head is the
         weighted mean of its served probabilities for the text alone and the picture alone
-        (the heads run again on those rows only; the embedded vectors are reused)."""
+        (the heads run again on those rows only; the embedded vectors are reused), and for
+        heads of ``config.fused_for`` that mean mixed with the fused answer by the gate."""
         both = mask.all(dim=1)
         if not bool(both.any()):
             return served
@@ -221,10 +236,20 @@ class JointFusion(FusionModel):
         for head, w in self.config.modality_pool.items():
             pt = alone[TEXT][head].float().softmax(-1)
             pi = alone[IMAGE][head].float().softmax(-1)
-            pooled = pool_modalities(pt, pi, w).log().to(served[head].dtype)
+            pooled = pool_modalities(pt, pi, w)
+            if head in self.config.fused_for:
+                g = self._gate_weight(alone[TEXT], self.config.fused_for[head])
+                fused = served[head][both].float().softmax(-1)
+                pooled = (g * fused + (1.0 - g) * pooled).clamp(min=torch.finfo(g.dtype).tiny)
             out[head] = served[head].clone()
-            out[head][both] = pooled
+            out[head][both] = pooled.log().to(served[head].dtype)
         return out
+
+    def _gate_weight(self, logits: dict[str, torch.Tensor], datasets: list[str]) -> torch.Tensor:
+        """(B, 1): the gate's total weight on ``datasets``."""
+        experts = self.config.experts
+        cols = [experts["domains"].index(d) for d in datasets]
+        return logits[experts["gate"]].float().softmax(-1)[:, cols].sum(-1, keepdim=True)
 
 
 def pool_modalities(p_text: torch.Tensor, p_image: torch.Tensor, w: float) -> torch.Tensor:

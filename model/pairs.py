@@ -17,6 +17,13 @@ The served model answers such posts with ``FusionConfig.modality_pool``: the wei
 of its answers to the text alone and to the picture alone. :func:`fit_text_weight` picks
 the text's weight on the val pairs; ``emostream train`` records it and the test pairs'
 scores in the card and ``reports/served/pairs.md``.
+
+Sentiment is labelled on posts with both, but only on tweets (mvsa-single, twitter-ii),
+whose pictures carry much of it. :func:`sentiment_pair_sets` holds those posts beside the
+``photo+<dataset>`` pairs (truth: the sentiment of the text's label). The served sentiment
+keeps its fused answer for posts whose text reads like those tweets (the experts' gate
+given the text alone, ``FusionConfig.fused_for``) and pools the rest; its text weight is
+fitted with the tweets and the made pairs weighing half each.
 """
 
 from __future__ import annotations
@@ -33,13 +40,18 @@ from .encoder import IMAGE, TEXT
 from .evaluation import scores
 from .feature_cache import FeatureCache
 from .fusion import FusionModel, pool_modalities
-from .labels import EMOTIONS
+from .labels import EMOTIONS, SENTIMENTS
+from .targets import sentiment_target
 
 TEXT_SETS = ("reddit-emotions", "flickr-fi-text", "goemotions")
 PHOTOS = "mvsa-single"
 PICTURES = "emotion6"
 NEEDS = (*TEXT_SETS, PHOTOS, PICTURES)
 """The datasets the pairs are made from."""
+TWEETS = ("mvsa-single", "twitter-ii")
+"""The sets whose sentiment is labelled on text and picture together."""
+SENTIMENT_NEEDS = (*TEXT_SETS, *TWEETS)
+"""The datasets the sentiment pairs are made from."""
 WEIGHTS = tuple(round(0.5 + 0.05 * i, 2) for i in range(11))
 """Text weights :func:`fit_text_weight` tries: 0.5 (text and picture alike) to 1 (text alone)."""
 
@@ -48,7 +60,16 @@ WEIGHTS = tuple(round(0.5 + 0.05 * i, 2) for i in range(11))
 class Pairs:
     text: torch.Tensor  # (N, text_dim)
     image: torch.Tensor  # (N, image_dim)
-    truth: torch.Tensor  # (N,) index into EMOTIONS
+    truth: torch.Tensor  # (N,) index into the head's classes (EMOTIONS, SENTIMENTS)
+    classes: tuple[int, ...] | None = None
+    """The classes the truth can take (twitter-ii: no neutral); None: every class."""
+
+    def predicted(self, probs: torch.Tensor) -> torch.Tensor:
+        """The most probable class among ``classes``."""
+        if self.classes is None:
+            return probs.argmax(-1)
+        cols = torch.tensor(self.classes)
+        return cols[probs[:, cols].argmax(-1)]
 
 
 def pair_sets(
@@ -99,6 +120,37 @@ def _matched(comments, pictures, rng: random.Random) -> Pairs:
     return Pairs(c_feats.text[texts], p_feats.image[rows], torch.tensor(truth))
 
 
+def sentiment_pair_sets(
+    cache: FeatureCache, data_dir: Path | None = None, split: str = "val", seed: int = 0
+) -> dict[str, Pairs]:
+    """``photo+<dataset>`` with the sentiment of each text's label (GoEmotions comments
+    with labels of both valences left out), and the tweets of ``TWEETS`` with their own
+    pictures."""
+    rng = random.Random(seed)
+
+    def load(name):
+        items = Dataset.load(name, data_dir).split(split)
+        return items, cache.features(items, progress=False)
+
+    photo_items, photos = load(PHOTOS)
+    photo_rows = [i for i in range(len(photo_items)) if photos.mask[i, IMAGE]]
+    out = {}
+    for name in TEXT_SETS:
+        items, f = load(name)
+        targets = [sentiment_target(it) for it in items]
+        keep = [i for i, t in enumerate(targets) if t is not None and f.mask[i, TEXT]]
+        truth = torch.tensor([int(np.argmax(targets[i])) for i in keep])
+        pick = [rng.choice(photo_rows) for _ in keep]
+        out[f"photo+{name}"] = Pairs(f.text[keep], photos.image[pick], truth)
+    for name in TWEETS:
+        items, f = load(name)
+        keep = [i for i in range(len(items)) if f.mask[i].all()]
+        truth = torch.tensor([SENTIMENTS.index(items[i].label) for i in keep])
+        space = tuple(sorted({SENTIMENTS.index(it.label) for it in items}))
+        out[name] = Pairs(f.text[keep], f.image[keep], truth, space)
+    return out
+
+
 @torch.inference_mode()
 def answers(model: FusionModel, pairs: Pairs, head: str = "emotion") -> dict[str, torch.Tensor]:
     """The head's probabilities given the text alone, the picture alone, and both (as the
@@ -112,51 +164,76 @@ def answers(model: FusionModel, pairs: Pairs, head: str = "emotion") -> dict[str
     return out
 
 
-def accuracy(probs: torch.Tensor, truth: torch.Tensor) -> float:
-    return float((probs.argmax(-1) == truth).float().mean())
+def accuracy(probs: torch.Tensor, pairs: Pairs) -> float:
+    return float((pairs.predicted(probs) == pairs.truth).float().mean())
 
 
-def fit_text_weight(
-    model: FusionModel, val: dict[str, Pairs], weights=WEIGHTS
-) -> tuple[float, dict]:
-    """The text weight whose pooled answers score the best mean accuracy over the val
-    pair sets; and every weight's mean (ties: the smaller weight, the picture counts)."""
-    got = {k: answers(model, p) for k, p in val.items()}
-    table = {
-        w: float(
-            np.mean(
-                [
-                    accuracy(pool_modalities(a["text"], a["image"], w), val[k].truth)
-                    for k, a in got.items()
-                ]
-            )
-        )
-        for w in weights
-    }
+def fit_text_weight(score, weights=WEIGHTS) -> tuple[float, dict]:
+    """The text weight ``w`` with the best val ``score(w)`` (:func:`pooled_score`,
+    :func:`tweets_and_pairs_score`), and every weight's score (ties: the smaller weight, the
+    picture counts)."""
+    table = {w: score(w) for w in weights}
     best = max(table, key=lambda w: (table[w], -w))
     return best, {str(w): round(v, 4) for w, v in table.items()}
 
 
-def pair_report(model: FusionModel, sets: dict[str, Pairs]) -> dict:
-    """Per pair set: accuracy (bootstrap 95% interval) given the text alone, the picture
-    alone and both as served."""
+def pooled_score(model: FusionModel, val: dict[str, Pairs], head: str = "emotion"):
+    """``score(w)``: the mean accuracy over the val pair sets of the model's text-alone and
+    picture-alone answers pooled with text weight ``w``."""
+    got = {k: answers(model, p, head) for k, p in val.items()}
+
+    def score(w: float) -> float:
+        pooled = [pool_modalities(a["text"], a["image"], w) for a in got.values()]
+        return float(np.mean([accuracy(p, val[k]) for p, k in zip(pooled, got, strict=True)]))
+
+    return score
+
+
+def tweets_and_pairs_score(model: FusionModel, val: dict[str, Pairs], head: str = "sentiment"):
+    """``score(w)``: the accuracy of ``head`` as served by ``model`` with text weight ``w``
+    (its ``fused_for`` included); the mean over the tweets of ``TWEETS`` and the mean over
+    the made pairs weigh half each."""
+    from .fusion import reconfigured
+
+    def score(w: float) -> float:
+        served = reconfigured(model, modality_pool=model.config.modality_pool | {head: w})
+        acc = {k: accuracy(answers(served, p, head)["both"], p) for k, p in val.items()}
+        tweets = [a for k, a in acc.items() if k in TWEETS]
+        made = [a for k, a in acc.items() if k not in TWEETS]
+        return float(np.mean([np.mean(tweets), np.mean(made)]))
+
+    return score
+
+
+def pair_report(model: FusionModel, sets: dict[str, Pairs], head: str = "emotion") -> dict:
+    """Per pair set: accuracy of ``head`` (bootstrap 95% interval) given the text alone, the
+    picture alone and both as served."""
+    names = EMOTIONS if head == "emotion" else SENTIMENTS
     out = {}
     for name, pairs in sets.items():
-        got = answers(model, pairs)
+        got = answers(model, pairs, head)
         y = pairs.truth.numpy()
         out[name] = {"n": len(y)} | {
-            cond: scores(y, p.argmax(-1).numpy(), EMOTIONS) for cond, p in got.items()
+            cond: scores(y, pairs.predicted(p).numpy(), names) for cond, p in got.items()
         }
     return out
 
 
-def pairs_markdown(report: dict, title: str) -> str:
+NOTES = {
+    "emotion": "Emotion accuracy over all seven classes (bootstrap 95% interval). `photo+X`:"
+    " texts of X beside an unrelated tweet photo, truth = the text's label; `matched`: emotion6"
+    " pictures beside a GoEmotions comment of the same label (`model/pairs.py`).",
+    "sentiment": "Sentiment accuracy (bootstrap 95% interval). `photo+X`: texts of X beside an"
+    " unrelated tweet photo, truth = the sentiment of the text's label; mvsa-single and"
+    " twitter-ii: their own posts, text and picture (`model/pairs.py`).",
+}
+
+
+def pairs_markdown(report: dict, title: str, head: str = "emotion") -> str:
     lines = [
         f"### {title}",
         "",
-        "Emotion accuracy over all seven classes (bootstrap 95% interval). `photo+X`: texts of"
-        " X beside an unrelated tweet photo, truth = the text's label; `matched`: emotion6"
-        " pictures beside a GoEmotions comment of the same label (`model/pairs.py`).",
+        NOTES[head],
         "",
         "| pairs | n | text alone | picture alone | both (served) |",
         "|---|---:|---:|---:|---:|",

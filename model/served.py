@@ -33,7 +33,14 @@ from .labels import EKMAN, EMOTIONS, SENTIMENTS, emotion_of, sentiment_of
 from .losses import class_weights
 from .offsets import fit_neutral_offsets
 from .pairs import NEEDS as PAIRS_NEED
-from .pairs import fit_text_weight, pair_sets
+from .pairs import (
+    TWEETS,
+    fit_text_weight,
+    pair_sets,
+    pooled_score,
+    sentiment_pair_sets,
+    tweets_and_pairs_score,
+)
 from .paper import PAIRED, conditions_for
 from .targets import dataset_target, emotion_target, label_space, sentiment_target
 from .training import TrainConfig, TrainingSet, predict, seed_everything, train
@@ -259,12 +266,26 @@ def train_served(
 def with_modality_pool(
     model: FusionModel, cache: FeatureCache, data_dir: Path | None = None
 ) -> tuple[FusionModel, dict]:
-    """A copy of ``model`` whose emotion head answers posts with both modalities by the
-    weighted mean of its text-alone and picture-alone answers, the text's weight fitted on
-    the val pairs of ``pairs.py``; and that weight with every weight's val score."""
-    w, table = fit_text_weight(model, pair_sets(cache, data_dir, "val"))
-    pooled = reconfigured(model, modality_pool={"emotion": w})
-    return pooled, {"emotion": w, "val_mean_accuracy": table}
+    """A copy of ``model`` whose heads answer posts with both modalities by the weighted
+    mean of their text-alone and picture-alone answers (``pairs.py``), sentiment keeping
+    its fused answer for posts whose text reads like a tweet of ``TWEETS`` (the gate's
+    weight on them); each head's text weight fitted on val; and the weights with every
+    weight's val score."""
+    emotion, e_table = fit_text_weight(pooled_score(model, pair_sets(cache, data_dir, "val")))
+    info: dict = {"emotion": emotion, "val_mean_accuracy": e_table}
+    pooled = reconfigured(model, modality_pool={"emotion": emotion})
+    if not set(TWEETS) <= set(model.config.experts.get("domains", [])):
+        return pooled, info  # no gate that knows the tweets: sentiment stays fused
+    pooled = reconfigured(
+        pooled,
+        modality_pool={"emotion": emotion, "sentiment": 1.0},
+        fused_for={"sentiment": list(TWEETS)},
+    )
+    val = sentiment_pair_sets(cache, data_dir, "val")
+    sentiment, s_table = fit_text_weight(tweets_and_pairs_score(pooled, val))
+    pooled = reconfigured(pooled, modality_pool={"emotion": emotion, "sentiment": sentiment})
+    info |= {"sentiment": sentiment, "fused_for": {"sentiment": list(TWEETS)}}
+    return pooled, info | {"sentiment_val_score": s_table}
 
 
 def evaluate_served(

@@ -23,6 +23,7 @@ from emostream.model.labels import EMOTIONS
 POSTS = Path(__file__).resolve().parent / "data" / "robustness.jsonl"
 REQUIRED = 0.90
 WITH_A_PICTURE = 0.85
+SENTIMENT_WITH_A_PICTURE = 0.75
 SAMPLE_IMAGES = Path(__file__).resolve().parents[1] / "model" / "sample" / "images"
 
 
@@ -80,15 +81,20 @@ def test_scores_are_calibrated_probabilities(scored):
 
 
 @pytest.mark.parametrize("picture", ["flower.jpg", "sky.jpg"])
-def test_a_picture_beside_the_post_does_not_take_its_emotion_over(scored, picture):
+def test_a_picture_beside_the_post_does_not_take_it_over(scored, picture):
     """The same posts, each beside a photo of the demo sample that says nothing about it:
     emotion stays the text's (FusionConfig.modality_pool; before it, a flower photo took
-    the set to 0.39). Sentiment is not asked: the served model takes it from both."""
+    the set to 0.39), and so does sentiment, mostly (FusionConfig.fused_for: the fused
+    answer counts as far as the text reads like a tweet; before it, 0.30 beside the
+    flower). The pooled answers still hear the picture, hence the lower bars."""
     posts, _ = scored
     image = (SAMPLE_IMAGES / picture).read_bytes()
     clf = EmotionClassifier(device="cpu")
     preds = clf.classify([PostInput(p["text"], image) for p in posts])
     assert all(q.modalities == ("text", "image") for q in preds)
     accuracy = sum(_right(p, q) for p, q in zip(posts, preds, strict=True)) / len(posts)
-    print(f"{picture}: emotion {accuracy:.3f}")
+    rated = [(p, q) for p, q in zip(posts, preds, strict=True) if p["sentiment"]]
+    sentiment = sum(p["sentiment"] == q.sentiment for p, q in rated) / len(rated)
+    print(f"{picture}: emotion {accuracy:.3f}, sentiment {sentiment:.3f}")
     assert accuracy >= WITH_A_PICTURE, accuracy
+    assert sentiment >= SENTIMENT_WITH_A_PICTURE, sentiment

@@ -160,6 +160,26 @@ def test_text_and_picture_emotion_pools_the_two_answers(served):
     }
 
 
+def test_text_and_picture_sentiment_keeps_the_fused_answer_for_tweets(served):
+    """Sentiment of a post with both: the fused answer as far as the text reads like a tweet
+    of mvsa-single or twitter-ii (the sets labelled on text and picture), else the pooled
+    answers to each alone; the text's weight fitted on val and recorded in the card with
+    the test pairs' accuracy."""
+    model, card = served
+    assert model.config.fused_for == {"sentiment": ["mvsa-single", "twitter-ii"]}
+    w = model.config.modality_pool["sentiment"]
+    pool = card["training"]["modality_pool"]
+    assert pool["sentiment"] == w and pool["fused_for"] == model.config.fused_for
+    assert pool["sentiment_val_score"][str(w)] == max(pool["sentiment_val_score"].values())
+    assert set(card["pairs_sentiment"]) == {
+        "photo+reddit-emotions",
+        "photo+flickr-fi-text",
+        "photo+goemotions",
+        "mvsa-single",
+        "twitter-ii",
+    }
+
+
 def test_neutral_offsets_fitted_on_val_pick_the_best_macro_f1(served, data_dir, served_cache):
     """``emostream train --neutral-offsets`` (offsets.py), on the shipped heads: the
     mvsa-single expert gets the offset of the best val macro-F1, only on its neutral
