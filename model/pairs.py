@@ -72,30 +72,44 @@ class Pairs:
         return cols[probs[:, cols].argmax(-1)]
 
 
+def _loader(cache: FeatureCache, data_dir: Path | None, split: str):
+    def load(name: str):
+        items = Dataset.load(name, data_dir).split(split)
+        return items, cache.features(items, progress=False)
+
+    return load
+
+
+def _photo_pairs(load, rng: random.Random, truth_of) -> dict[str, Pairs]:
+    """``photo+<dataset>`` for each text set: every text with a truth (``truth_of(item)``,
+    a class index or None) beside a tweet photo drawn from ``rng``."""
+    photo_items, photos = load(PHOTOS)
+    photo_rows = [i for i in range(len(photo_items)) if photos.mask[i, IMAGE]]
+    out = {}
+    for name in TEXT_SETS:
+        items, f = load(name)
+        truths = [truth_of(it) for it in items]
+        keep = [i for i, t in enumerate(truths) if t is not None and f.mask[i, TEXT]]
+        pick = [rng.choice(photo_rows) for _ in keep]
+        truth = torch.tensor([truths[i] for i in keep], dtype=torch.long)
+        out[f"photo+{name}"] = Pairs(f.text[keep], photos.image[pick], truth)
+    return out
+
+
 def pair_sets(
     cache: FeatureCache, data_dir: Path | None = None, split: str = "val", seed: int = 0
 ) -> dict[str, Pairs]:
     """``photo+<dataset>`` for each emotion text set, and ``matched``, from ``split``."""
     from .served import TASKS
 
+    def emotion(item) -> int | None:
+        task = TASKS[item.dataset]
+        truth = task.truth(item)
+        return EMOTIONS.index(truth) if truth in task.classes else None
+
     rng = random.Random(seed)
-
-    def load(name):
-        items = Dataset.load(name, data_dir).split(split)
-        return items, cache.features(items, progress=False)
-
-    photo_items, photos = load(PHOTOS)
-    photo_rows = [i for i in range(len(photo_items)) if photos.mask[i, IMAGE]]
-    out = {}
-    for name in TEXT_SETS:
-        items, f = load(name)
-        task = TASKS[name]
-        keep = [
-            i for i, it in enumerate(items) if task.truth(it) in task.classes and f.mask[i, TEXT]
-        ]
-        truth = [EMOTIONS.index(str(task.truth(items[i]))) for i in keep]
-        pick = [rng.choice(photo_rows) for _ in keep]
-        out[f"photo+{name}"] = Pairs(f.text[keep], photos.image[pick], torch.tensor(truth))
+    load = _loader(cache, data_dir, split)
+    out = _photo_pairs(load, rng, emotion)
     out["matched"] = _matched(load("goemotions"), load(PICTURES), rng)
     return out
 
@@ -126,22 +140,13 @@ def sentiment_pair_sets(
     """``photo+<dataset>`` with the sentiment of each text's label (GoEmotions comments
     with labels of both valences left out), and the tweets of ``TWEETS`` with their own
     pictures."""
-    rng = random.Random(seed)
 
-    def load(name):
-        items = Dataset.load(name, data_dir).split(split)
-        return items, cache.features(items, progress=False)
+    def sentiment(item) -> int | None:
+        target = sentiment_target(item)
+        return None if target is None else int(np.argmax(target))
 
-    photo_items, photos = load(PHOTOS)
-    photo_rows = [i for i in range(len(photo_items)) if photos.mask[i, IMAGE]]
-    out = {}
-    for name in TEXT_SETS:
-        items, f = load(name)
-        targets = [sentiment_target(it) for it in items]
-        keep = [i for i, t in enumerate(targets) if t is not None and f.mask[i, TEXT]]
-        truth = torch.tensor([int(np.argmax(targets[i])) for i in keep])
-        pick = [rng.choice(photo_rows) for _ in keep]
-        out[f"photo+{name}"] = Pairs(f.text[keep], photos.image[pick], truth)
+    load = _loader(cache, data_dir, split)
+    out = _photo_pairs(load, random.Random(seed), sentiment)
     for name in TWEETS:
         items, f = load(name)
         keep = [i for i in range(len(items)) if f.mask[i].all()]
