@@ -153,6 +153,9 @@ class FinetuneConfig:
     """MiniLM layers fine-tuned, from the top (each adds 3.6 MB to the shipped delta)."""
     train_limit: int | None = None
     """Training texts per dataset (None: all); small values make a smoke test."""
+    delta_bits: int = 16
+    """How the shipped delta stores the tuned matrices: float16, or int8 with a scale per row
+    (half the size; what lets all six layers fit the weights budget)."""
 
 
 def _lr_factor(step: int, cfg: FinetuneConfig) -> float:
@@ -215,17 +218,17 @@ def finetune(out: Path, cfg: FinetuneConfig, data_dir: Path) -> dict:
             res = validate(net, heads, val)
             state["history"].append({"step": step + 1, "val": res, "score": val_score(res)})
             state.update(step=step + 1, wall_s=time.time() - started)
-            _save(out, net, heads, opt, state)
+            _save(out, net, heads, opt, state, cfg.delta_bits)
             bar.write(f"step {step + 1}: val score {val_score(res):.4f} {json.dumps(res)}")
     bar.close()
     return state
 
 
-def _save(out: Path, net: MiniLM, heads: Heads, opt, state: dict) -> None:
+def _save(out: Path, net: MiniLM, heads: Heads, opt, state: dict, bits: int = 16) -> None:
     out.mkdir(parents=True, exist_ok=True)
     best = max(state["history"], key=lambda h: h["score"])
     if best is state["history"][-1]:
-        net.save_delta(out / "best.text-delta.safetensors")
+        net.save_delta(out / "best.text-delta.safetensors", bits)
         torch.save(heads.state_dict(), out / "best.heads.pt")
     ckpt = {"net": net.delta_state(), "heads": heads.state_dict(), "opt": opt.state_dict()}
     torch.save(ckpt | {"state": state}, out / "last.pt.tmp")
@@ -265,6 +268,13 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=FinetuneConfig.steps, help="training steps")
     ap.add_argument("--tuned-layers", type=int, default=FinetuneConfig.tuned_layers)
     ap.add_argument("--lr", type=float, default=FinetuneConfig.lr)
+    ap.add_argument(
+        "--delta-bits",
+        type=int,
+        choices=(16, 8),
+        default=FinetuneConfig.delta_bits,
+        help="the shipped delta's matrices as float16 or int8 (a scale per row)",
+    )
     ap.add_argument("--eval-every", type=int, default=FinetuneConfig.eval_every)
     ap.add_argument("--train-limit", type=int, default=None, help="texts per dataset (smoke)")
     ap.add_argument("--val-limit", type=int, default=FinetuneConfig.val_limit)
@@ -284,6 +294,7 @@ def main(argv=None) -> int:
         eval_every=args.eval_every,
         train_limit=args.train_limit,
         val_limit=args.val_limit,
+        delta_bits=args.delta_bits,
     )
     state = finetune(args.out, cfg, args.data_dir or default_data_dir())
     finish_run(state, args.out, "text", args.ship)

@@ -96,20 +96,55 @@ class MiniLM(nn.Module):
         return {
             k: v.detach().to(torch.float16).contiguous()
             for k, v in self.bert.state_dict().items()
-            if (_layer_index(k) or -1) >= self.split
+            if _is_tuned(_layer_index(k), self.split)
         }
 
-    def save_delta(self, path: Path) -> None:
-        save_file(
-            self.delta_state(), str(path), metadata={"tuned_layers": str(len(self.upper_layers))}
-        )
+    def save_delta(self, path: Path, bits: int = 16) -> None:
+        """The tuned layers as float16 (``bits=16``) or, ``bits=8``, every matrix as int8
+        with a float16 scale per row (``<key>.scale``): half the size."""
+        state = self.delta_state()
+        if bits == 8:
+            state = _int8(state)
+        elif bits != 16:
+            raise ValueError(f"bits must be 16 or 8, not {bits}")
+        meta = {"tuned_layers": str(len(self.upper_layers)), "bits": str(bits)}
+        save_file(state, str(path), metadata=meta)
 
     def load_delta(self, path: Path) -> None:
-        state = {k: v.float() for k, v in load_file(str(path)).items()}
+        state = _dequantised(load_file(str(path)))
         missing = [k for k in state if k not in self.bert.state_dict()]
         if missing:
             raise ValueError(f"{path}: keys not in MiniLM: {missing[:3]}")
         self.bert.load_state_dict(state, strict=False)
+
+
+def _int8(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Matrices as symmetric int8 per row, with their scales; the rest unchanged."""
+    out = {}
+    for k, v in state.items():
+        if v.dim() != 2:
+            out[k] = v
+            continue
+        w = v.float()
+        scale = (w.abs().amax(dim=1, keepdim=True) / 127.0).clamp(min=1e-12)
+        out[k] = (w / scale).round().clamp(-127, 127).to(torch.int8).contiguous()
+        out[k + ".scale"] = scale.to(torch.float16).contiguous()
+    return out
+
+
+def _dequantised(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    out = {}
+    for k, v in state.items():
+        if k.endswith(".scale"):
+            continue
+        scale = state.get(k + ".scale")
+        out[k] = v.float() * scale.float() if scale is not None else v.float()
+    return out
+
+
+def _is_tuned(layer: int | None, split: int) -> bool:
+    """Whether a parameter of ``layer`` (None: not in a transformer layer) is fine-tuned."""
+    return layer is not None and layer >= split
 
 
 def _layer_index(key: str) -> int | None:

@@ -81,6 +81,35 @@ def test_a_foreign_delta_is_refused(tmp_path):
         MiniLM().load_delta(bad)
 
 
+def test_an_int8_delta_loads_back_close_to_its_float_weights(tmp_path):
+    """``save_delta(bits=8)``: matrices as int8 with a scale per row, at about half the
+    size of float16, and the encoder it loads gives nearly the same features."""
+    from emostream.model.text_model import MiniLM
+
+    torch.manual_seed(0)
+    tuned = MiniLM(tuned_layers=6)
+    with torch.no_grad():
+        for p in tuned.upper_layers.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    tuned.save_delta(tmp_path / "d16.safetensors", bits=16)
+    tuned.save_delta(tmp_path / "d8.safetensors", bits=8)
+    small, full = (tmp_path / f"d{b}.safetensors" for b in (8, 16))
+    assert small.stat().st_size < 0.55 * full.stat().st_size
+    back = MiniLM()
+    back.load_delta(small)
+    want, got = tuned.bert.state_dict(), back.bert.state_dict()
+    key = "encoder.layer.0.attention.self.query.weight"
+    step = want[key].abs().amax(dim=1, keepdim=True) / 127
+    assert ((got[key] - want[key]).abs() <= step * 0.51 + 1e-3).all()
+    assert not torch.equal(got[key], MiniLM().bert.state_dict()[key])  # the delta landed
+    texts = ["I am furious about this", "what a lovely morning", "ok"]
+    with torch.no_grad():
+        cos = (tuned.eval()(texts) * back.eval()(texts)).sum(-1)
+    assert (cos > 0.999).all(), cos
+    with pytest.raises(ValueError, match="bits"):
+        tuned.save_delta(tmp_path / "d4.safetensors", bits=4)
+
+
 def test_calibration_is_in_the_card_and_helps(served):
     _, card = served
     for head in ("emotion", "sentiment"):
