@@ -156,15 +156,20 @@ def sentiment_pair_sets(
     return out
 
 
+CONDITIONS = {"text": (True, False), "image": (False, True), "both": (True, True)}
+
+
 @torch.inference_mode()
-def answers(model: FusionModel, pairs: Pairs, head: str = "emotion") -> dict[str, torch.Tensor]:
+def answers(
+    model: FusionModel, pairs: Pairs, head: str = "emotion", conditions=tuple(CONDITIONS)
+) -> dict[str, torch.Tensor]:
     """The head's probabilities given the text alone, the picture alone, and both (as the
-    model serves them)."""
+    model serves them); or only the ``conditions`` asked for."""
     model.eval()
     n = len(pairs.truth)
     out = {}
-    for name, bits in (("text", (True, False)), ("image", (False, True)), ("both", (True, True))):
-        mask = torch.tensor([bits] * n, dtype=torch.bool)
+    for name in conditions:
+        mask = torch.tensor([CONDITIONS[name]] * n, dtype=torch.bool)
         out[name] = model(pairs.text, pairs.image, mask).logits[head].float().softmax(-1)
     return out
 
@@ -197,12 +202,19 @@ def pooled_score(model: FusionModel, val: dict[str, Pairs], head: str = "emotion
 def tweets_and_pairs_score(model: FusionModel, val: dict[str, Pairs], head: str = "sentiment"):
     """``score(w)``: the accuracy of ``head`` as served by ``model`` with text weight ``w``
     (its ``fused_for`` included); the mean over the tweets of ``TWEETS`` and the mean over
-    the made pairs weigh half each."""
+    the made pairs weigh half each.
+
+    The served answer is linear in ``w`` (``g p_fused + (1 - g) (w p_text + (1 - w)
+    p_picture)``), so it is computed once at ``w = 0`` and once at ``w = 1`` and mixed."""
     from .fusion import reconfigured
 
-    def score(w: float) -> float:
+    ends = []
+    for w in (0.0, 1.0):
         served = reconfigured(model, modality_pool=model.config.modality_pool | {head: w})
-        acc = {k: accuracy(answers(served, p, head)["both"], p) for k, p in val.items()}
+        ends.append({k: answers(served, p, head, ("both",))["both"] for k, p in val.items()})
+
+    def score(w: float) -> float:
+        acc = {k: accuracy((1.0 - w) * ends[0][k] + w * ends[1][k], p) for k, p in val.items()}
         tweets = [a for k, a in acc.items() if k in TWEETS]
         made = [a for k, a in acc.items() if k not in TWEETS]
         return float(np.mean([np.mean(tweets), np.mean(made)]))

@@ -273,19 +273,17 @@ def with_modality_pool(
     weight's val score."""
     emotion, e_table = fit_text_weight(pooled_score(model, pair_sets(cache, data_dir, "val")))
     info: dict = {"emotion": emotion, "val_mean_accuracy": e_table}
-    pooled = reconfigured(model, modality_pool={"emotion": emotion})
     if not set(TWEETS) <= set(model.config.experts.get("domains", [])):
-        return pooled, info  # no gate that knows the tweets: sentiment stays fused
-    pooled = reconfigured(
-        pooled,
-        modality_pool={"emotion": emotion, "sentiment": 1.0},
-        fused_for={"sentiment": list(TWEETS)},
-    )
+        # no gate that knows the tweets: sentiment stays fused
+        return reconfigured(model, modality_pool={"emotion": emotion}), info
+    fused_for = {"sentiment": list(TWEETS)}
+    pools = {"emotion": emotion, "sentiment": 1.0}
+    pooled = reconfigured(model, modality_pool=pools, fused_for=fused_for)
     val = sentiment_pair_sets(cache, data_dir, "val")
     sentiment, s_table = fit_text_weight(tweets_and_pairs_score(pooled, val))
     pooled = reconfigured(pooled, modality_pool={"emotion": emotion, "sentiment": sentiment})
-    info |= {"sentiment": sentiment, "fused_for": {"sentiment": list(TWEETS)}}
-    return pooled, info | {"sentiment_val_score": s_table}
+    info |= {"sentiment": sentiment, "fused_for": fused_for, "sentiment_val_score": s_table}
+    return pooled, info
 
 
 def evaluate_served(
