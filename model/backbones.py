@@ -194,7 +194,9 @@ def finetuned_text(name: str, delta: Path) -> TextBackbone:
 
 
 def finetuned_image(name: str, delta: Path) -> ImageBackbone:
-    base = IMAGE_BACKBONES["efficientnet-lite0"]
+    from .image_model import delta_base
+
+    base = IMAGE_BACKBONES[delta_base(delta)]
     version = delta_version(base.version, delta)
     build = partial(_efficientnet_finetuned, delta)
     return ImageBackbone(name, base.dim, version, base.transform, build)

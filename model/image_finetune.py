@@ -1,4 +1,4 @@
-"""Fine-tuning EfficientNet-Lite0's last stages on the images of every image dataset.
+"""Fine-tuning an EfficientNet-Lite's last stages on the images of every image dataset.
 
 Multi-task like the text fine-tuning (``text_finetune.py``): one head per dataset over its
 own labels (emotion6, mvsa-single, twitter-ii), batches from one dataset at a time, drawn
@@ -10,6 +10,7 @@ the seed. The frozen early stages run once over every view and stay in memory; e
 runs only the tuned stages. Checkpoints at every validation; a rerun resumes.
 
     python -m emostream.model.image_finetune --out .cache/image-ft       # ~15 min on 2 CPU cores
+    python -m emostream.model.image_finetune --backbone efficientnet-lite1 --out .cache/ft-lite1
 """
 
 from __future__ import annotations
@@ -30,9 +31,9 @@ from tqdm import tqdm
 from .backbones import IMAGE_BACKBONES
 from .datasets import Dataset, default_data_dir
 from .evaluation import macro_f1
-from .image_model import EfficientNetLite
+from .image_model import TUNED_FROM, EfficientNetLite
 from .losses import class_weights
-from .preprocessing import _resize_shorter, _to_rgb
+from .preprocessing import ImageTransform, _resize_shorter, _to_rgb
 from .text_finetune import finish_run
 
 IMAGE_DATASETS = ("emotion6", "mvsa-single", "twitter-ii")
@@ -40,19 +41,20 @@ SAMPLING_POWER = 0.7
 VIEWS = 3
 PASS = 4
 """Pictures per forward pass through the frozen stages."""
-CROP = 224
 HEAD_SCALE = 1.0
 
 
-def views(data: bytes, n: int, rng: random.Random) -> list[np.ndarray]:
-    """The centre crop and ``n - 1`` random resized, randomly flipped crops (uint8 CHW)."""
-    img = _resize_shorter(_to_rgb(Image.open(io.BytesIO(data))), 256)
+def views(data: bytes, n: int, rng: random.Random, tf: ImageTransform) -> list[np.ndarray]:
+    """The centre crop and ``n - 1`` random resized, randomly flipped crops (uint8 CHW),
+    at the sizes of the backbone's transform ``tf``."""
+    img = _resize_shorter(_to_rgb(Image.open(io.BytesIO(data))), tf.resize)
     w, h = img.size
-    out = [img.crop(((w - CROP) // 2, (h - CROP) // 2, (w + CROP) // 2, (h + CROP) // 2))]
+    c = tf.crop
+    out = [img.crop(((w - c) // 2, (h - c) // 2, (w + c) // 2, (h + c) // 2))]
     for _ in range(n - 1):
         side = int(min(w, h) * rng.uniform(0.6, 1.0) ** 0.5 * 1.0)
         x, y = rng.randint(0, w - side), rng.randint(0, h - side)
-        v = img.crop((x, y, x + side, y + side)).resize((CROP, CROP), Image.Resampling.BILINEAR)
+        v = img.crop((x, y, x + side, y + side)).resize((c, c), Image.Resampling.BILINEAR)
         out.append(v.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if rng.random() < 0.5 else v)
     return [np.asarray(v.convert("RGB"), dtype=np.uint8).transpose(2, 0, 1) for v in out]
 
@@ -60,7 +62,7 @@ def views(data: bytes, n: int, rng: random.Random) -> list[np.ndarray]:
 @dataclass
 class ImagePart:
     dataset: str
-    lower: torch.Tensor  # (N * views, C, 14, 14) float16
+    lower: torch.Tensor  # (N * views, C, H/16, W/16) float16
     targets: torch.Tensor  # (N * views, classes)
 
 
@@ -71,13 +73,13 @@ def cache_lower(net, dataset: str, split: str, data_dir: Path, n_views: int, lim
     if limit:
         items = items[:limit]
     rng = random.Random(f"{dataset}/{split}")
-    norm = IMAGE_BACKBONES["efficientnet-lite0"].transform.normalise
+    tf = IMAGE_BACKBONES[net.base].transform
     feats, targets = [], []
     for start in tqdm(range(0, len(items), 16), desc=f"early stages {dataset}/{split}"):
         chunk = items[start : start + 16]
         paths = [it.image_path for it in chunk if it.image_path is not None]
-        pics = [v for p in paths for v in views(p.read_bytes(), n_views, rng)]
-        x = norm(torch.from_numpy(np.stack(pics)))  # channels_last, as the net
+        pics = [v for p in paths for v in views(p.read_bytes(), n_views, rng, tf)]
+        x = tf.normalise(torch.from_numpy(np.stack(pics)))  # channels_last, as the net
         for s in range(0, len(x), PASS):  # small passes are fastest on CPU (bench/encoders.py)
             feats.append(net.lower(x[s : s + PASS]).to(torch.float16).contiguous())
         for it in chunk:
@@ -130,6 +132,7 @@ class ImageFinetuneConfig:
     views: int = VIEWS
     seed: int = 20261201
     train_limit: int | None = None
+    backbone: str = "efficientnet-lite0"
 
 
 def _plan(train: dict[str, ImagePart], cfg: ImageFinetuneConfig) -> list[tuple[str, list[int]]]:
@@ -152,7 +155,7 @@ def _plan(train: dict[str, ImagePart], cfg: ImageFinetuneConfig) -> list[tuple[s
 
 def finetune(out: Path, cfg: ImageFinetuneConfig, data_dir: Path) -> dict:
     torch.manual_seed(cfg.seed)
-    net = EfficientNetLite().eval().to(memory_format=torch.channels_last)
+    net = EfficientNetLite(cfg.backbone).eval().to(memory_format=torch.channels_last)
     train = {
         d: cache_lower(net, d, "train", data_dir, cfg.views, cfg.train_limit)
         for d in IMAGE_DATASETS
@@ -234,6 +237,12 @@ def main(argv=None) -> int:
     ap.add_argument("--eval-every", type=int, default=ImageFinetuneConfig.eval_every)
     ap.add_argument("--train-limit", type=int, default=None, help="images per dataset (smoke)")
     ap.add_argument(
+        "--backbone",
+        default=ImageFinetuneConfig.backbone,
+        choices=sorted(TUNED_FROM),
+        help="the base network (Lite1 needs the `lite` extra)",
+    )
+    ap.add_argument(
         "--ship",
         default=None,
         metavar="NAME",
@@ -242,7 +251,10 @@ def main(argv=None) -> int:
     )
     args = ap.parse_args(argv)
     cfg = ImageFinetuneConfig(
-        steps=args.steps, eval_every=args.eval_every, train_limit=args.train_limit
+        steps=args.steps,
+        eval_every=args.eval_every,
+        train_limit=args.train_limit,
+        backbone=args.backbone,
     )
     state = finetune(args.out, cfg, args.data_dir or default_data_dir())
     finish_run(state, args.out, "image", args.ship)

