@@ -6,6 +6,7 @@ has to squeeze its labels into another's. Each step takes a batch from one datas
 dataset is drawn with probability proportional to ``n ** SAMPLING_POWER`` (GoEmotions would
 otherwise drown the small sets); inside a dataset, classes are weighted by the inverse
 square root of their frequency (a middle way between accuracy and macro-F1).
+``--fine-weight W`` adds a head over GoEmotions' 28 labels on its batches (loss weight W).
 
 The frozen lower layers run once over every text (``MiniLM.lower``) and their token vectors
 stay in memory, so a step runs only the tuned layers. Checkpoints are written at every
@@ -37,6 +38,15 @@ from .text_model import TUNED_LAYERS, MiniLM
 
 TEXT_DATASETS = ("reddit-emotions", "flickr-fi-text", "goemotions", "mvsa-single", "twitter-ii")
 GOEMOTIONS_CLASSES = ("anger", "disgust", "fear", "joy", "sadness", "surprise", "neutral")
+GOEMOTIONS_FINE = "goemotions-fine"
+"""The auxiliary head over GoEmotions' 28 labels (``FinetuneConfig.fine_weight``)."""
+FINE_LABELS = (
+    *("admiration", "amusement", "anger", "annoyance", "approval", "caring", "confusion"),
+    *("curiosity", "desire", "disappointment", "disapproval", "disgust", "embarrassment"),
+    *("excitement", "fear", "gratitude", "grief", "joy", "love", "nervousness", "optimism"),
+    *("pride", "realization", "relief", "remorse", "sadness", "surprise", "neutral"),
+)
+"""GoEmotions' taxonomy (the ``labels`` column of its posts.csv)."""
 SAMPLING_POWER = 0.7
 HEAD_SCALE = 10.0
 """Features are unit vectors; heads read them scaled (a cosine-style classifier)."""
@@ -53,6 +63,7 @@ class Part:
     dataset: str
     tokens: list[torch.Tensor]  # per text (L, dim) float16
     targets: torch.Tensor  # (N, C)
+    fine: torch.Tensor | None = None  # GoEmotions: (N, 28), all of a comment's 28 labels
 
     def batch(self, rows: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         longest = max(self.tokens[r].shape[0] for r in rows)
@@ -82,7 +93,17 @@ def cache_lower(net: MiniLM, dataset: str, split: str, data_dir: Path, limit=Non
             n = int(tok["attention_mask"][j].sum())
             tokens[r] = h[j, :n].to(torch.float16).clone()
     targets = torch.from_numpy(np.stack([dataset_target(it, classes) for it in items]))
-    return Part(dataset, tokens, targets)  # type: ignore[arg-type]
+    fine = torch.from_numpy(np.stack([fine_target(it) for it in items]))
+    return Part(dataset, tokens, targets, fine if dataset == "goemotions" else None)  # type: ignore[arg-type]
+
+
+def fine_target(item) -> np.ndarray:
+    """All of a GoEmotions comment's 28-taxonomy labels, as a distribution (else zeros)."""
+    names = [n for n in item.extra.get("labels", "").split("|") if n in FINE_LABELS]
+    t: np.ndarray = np.zeros(len(FINE_LABELS), dtype=np.float32)
+    for n in names:
+        t[FINE_LABELS.index(n)] += 1.0
+    return t / max(t.sum(), 1.0)
 
 
 def length_batches(part: Part, size: int, rng: random.Random) -> list[list[int]]:
@@ -99,11 +120,14 @@ def length_batches(part: Part, size: int, rng: random.Random) -> list[list[int]]
 
 
 class Heads(torch.nn.Module):
-    def __init__(self, dim: int, datasets) -> None:
+    def __init__(self, dim: int, datasets, fine: bool = False) -> None:
         super().__init__()
         self.drop = torch.nn.Dropout(0.1)
+        sizes = {d: len(task_classes(d)) for d in datasets}
+        if fine:
+            sizes[GOEMOTIONS_FINE] = len(FINE_LABELS)
         self.heads = torch.nn.ModuleDict(
-            {d.replace("-", "_"): torch.nn.Linear(dim, len(task_classes(d))) for d in datasets}
+            {d.replace("-", "_"): torch.nn.Linear(dim, n) for d, n in sizes.items()}
         )
 
     def forward(self, feats: torch.Tensor, dataset: str) -> torch.Tensor:
@@ -153,6 +177,9 @@ class FinetuneConfig:
     """MiniLM layers fine-tuned, from the top (each adds 3.6 MB to the shipped delta)."""
     train_limit: int | None = None
     """Training texts per dataset (None: all); small values make a smoke test."""
+    fine_weight: float = 0.0
+    """Weight of the auxiliary loss of a head over GoEmotions' 28 labels on GoEmotions
+    batches (0: no such head)."""
     delta_bits: int = 16
     """How the shipped delta stores the tuned matrices: float16, or int8 with a scale per row
     (half the size; what lets all six layers fit the weights budget)."""
@@ -187,7 +214,8 @@ def finetune(out: Path, cfg: FinetuneConfig, data_dir: Path) -> dict:
     train = {d: cache_lower(net, d, "train", data_dir, cfg.train_limit) for d in TEXT_DATASETS}
     val = {d: cache_lower(net, d, "val", data_dir, cfg.val_limit) for d in TEXT_DATASETS}
     weights = {d: class_weights(p.targets) for d, p in train.items()}
-    heads = Heads(net.dim, TEXT_DATASETS)
+    heads = Heads(net.dim, TEXT_DATASETS, fine=cfg.fine_weight > 0)
+    fine_w = class_weights(train["goemotions"].fine) if cfg.fine_weight > 0 else None
     opt = torch.optim.AdamW(
         [
             {"params": [p for p in net.parameters() if p.requires_grad], "lr": cfg.lr},
@@ -206,8 +234,13 @@ def finetune(out: Path, cfg: FinetuneConfig, data_dir: Path) -> dict:
             g["lr"] = base * _lr_factor(step, cfg)
         name, rows = plan[step]
         h, m, y = train[name].batch(rows)
-        logp = heads(net.upper(h, m), name).log_softmax(-1)
+        feats = net.upper(h, m)
+        logp = heads(feats, name).log_softmax(-1)
         loss = -((y * weights[name]) * logp).sum(-1).mean()
+        fine = train[name].fine
+        if fine_w is not None and fine is not None:
+            logq = heads(feats, GOEMOTIONS_FINE).log_softmax(-1)
+            loss = loss - cfg.fine_weight * ((fine[rows] * fine_w) * logq).sum(-1).mean()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
         opt.step()
@@ -275,6 +308,12 @@ def main(argv=None) -> int:
         default=FinetuneConfig.delta_bits,
         help="the shipped delta's matrices as float16 or int8 (a scale per row)",
     )
+    ap.add_argument(
+        "--fine-weight",
+        type=float,
+        default=FinetuneConfig.fine_weight,
+        help="weight of an auxiliary head over GoEmotions' 28 labels (0: none)",
+    )
     ap.add_argument("--eval-every", type=int, default=FinetuneConfig.eval_every)
     ap.add_argument("--train-limit", type=int, default=None, help="texts per dataset (smoke)")
     ap.add_argument("--val-limit", type=int, default=FinetuneConfig.val_limit)
@@ -295,6 +334,7 @@ def main(argv=None) -> int:
         train_limit=args.train_limit,
         val_limit=args.val_limit,
         delta_bits=args.delta_bits,
+        fine_weight=args.fine_weight,
     )
     state = finetune(args.out, cfg, args.data_dir or default_data_dir())
     finish_run(state, args.out, "text", args.ship)
