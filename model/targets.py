@@ -76,7 +76,12 @@ def dataset_target(item: Item, labels: tuple[str, ...]) -> np.ndarray:
     names = [item.label]
     if item.dataset == "goemotions":
         names = [e for e in item.extra.get("ekman_labels", "").split("|") if e in labels]
+    return label_distribution(names or [item.label], labels)
+
+
+def label_distribution(names: list[str], labels: tuple[str, ...]) -> np.ndarray:
+    """``names`` (each one of ``labels``) as a distribution over ``labels``; no names: zeros."""
     t: np.ndarray = np.zeros(len(labels), dtype=np.float32)
-    for n in names or [item.label]:
+    for n in names:
         t[labels.index(n)] += 1.0
-    return t / t.sum()
+    return t / max(float(t.sum()), 1.0)

@@ -33,7 +33,7 @@ from tqdm import tqdm
 from .datasets import Dataset, default_data_dir
 from .evaluation import macro_f1
 from .losses import class_weights
-from .targets import dataset_target
+from .targets import dataset_target, label_distribution
 from .text_model import TUNED_LAYERS, MiniLM
 
 TEXT_DATASETS = ("reddit-emotions", "flickr-fi-text", "goemotions", "mvsa-single", "twitter-ii")
@@ -93,17 +93,21 @@ def cache_lower(net: MiniLM, dataset: str, split: str, data_dir: Path, limit=Non
             n = int(tok["attention_mask"][j].sum())
             tokens[r] = h[j, :n].to(torch.float16).clone()
     targets = torch.from_numpy(np.stack([dataset_target(it, classes) for it in items]))
-    fine = torch.from_numpy(np.stack([fine_target(it) for it in items]))
-    return Part(dataset, tokens, targets, fine if dataset == "goemotions" else None)  # type: ignore[arg-type]
+    fine = None
+    if dataset == "goemotions":
+        fine = torch.from_numpy(np.stack([fine_target(it) for it in items]))
+    return Part(dataset, tokens, targets, fine)  # type: ignore[arg-type]
 
 
 def fine_target(item) -> np.ndarray:
     """All of a GoEmotions comment's 28-taxonomy labels, as a distribution (else zeros)."""
     names = [n for n in item.extra.get("labels", "").split("|") if n in FINE_LABELS]
-    t: np.ndarray = np.zeros(len(FINE_LABELS), dtype=np.float32)
-    for n in names:
-        t[FINE_LABELS.index(n)] += 1.0
-    return t / max(t.sum(), 1.0)
+    return label_distribution(names, FINE_LABELS)
+
+
+def _loss(logits: torch.Tensor, target: torch.Tensor, class_w: torch.Tensor) -> torch.Tensor:
+    """Soft cross-entropy with a weight per class."""
+    return -((target * class_w) * logits.log_softmax(-1)).sum(-1).mean()
 
 
 def length_batches(part: Part, size: int, rng: random.Random) -> list[list[int]]:
@@ -235,12 +239,10 @@ def finetune(out: Path, cfg: FinetuneConfig, data_dir: Path) -> dict:
         name, rows = plan[step]
         h, m, y = train[name].batch(rows)
         feats = net.upper(h, m)
-        logp = heads(feats, name).log_softmax(-1)
-        loss = -((y * weights[name]) * logp).sum(-1).mean()
+        loss = _loss(heads(feats, name), y, weights[name])
         fine = train[name].fine
         if fine_w is not None and fine is not None:
-            logq = heads(feats, GOEMOTIONS_FINE).log_softmax(-1)
-            loss = loss - cfg.fine_weight * ((fine[rows] * fine_w) * logq).sum(-1).mean()
+            loss = loss + cfg.fine_weight * _loss(heads(feats, GOEMOTIONS_FINE), fine[rows], fine_w)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
         opt.step()
