@@ -7,6 +7,8 @@ dataset is drawn with probability proportional to ``n ** SAMPLING_POWER`` (GoEmo
 otherwise drown the small sets); inside a dataset, classes are weighted by the inverse
 square root of their frequency (a middle way between accuracy and macro-F1).
 ``--fine-weight W`` adds a head over GoEmotions' 28 labels on its batches (loss weight W).
+``--distill-weight W`` adds a distillation loss: MiniLM's pooled vector, through a learnt
+projection, should point where a larger sentence encoder's does (``model/teacher.py``).
 
 The frozen lower layers run once over every text (``MiniLM.lower``) and their token vectors
 stay in memory, so a step runs only the tuned layers. Checkpoints are written at every
@@ -34,6 +36,7 @@ from .datasets import Dataset, default_data_dir
 from .evaluation import macro_f1
 from .losses import class_weights
 from .targets import dataset_target, label_distribution
+from .teacher import Teacher
 from .text_model import TUNED_LAYERS, MiniLM
 
 TEXT_DATASETS = ("reddit-emotions", "flickr-fi-text", "goemotions", "mvsa-single", "twitter-ii")
@@ -64,6 +67,7 @@ class Part:
     tokens: list[torch.Tensor]  # per text (L, dim) float16
     targets: torch.Tensor  # (N, C)
     fine: torch.Tensor | None = None  # GoEmotions: (N, 28), all of a comment's 28 labels
+    teacher: torch.Tensor | None = None  # (N, D) the teacher's unit vectors (distillation)
 
     def batch(self, rows: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         longest = max(self.tokens[r].shape[0] for r in rows)
@@ -78,7 +82,9 @@ class Part:
 
 
 @torch.no_grad()
-def cache_lower(net: MiniLM, dataset: str, split: str, data_dir: Path, limit=None) -> Part:
+def cache_lower(
+    net: MiniLM, dataset: str, split: str, data_dir: Path, limit=None, teacher=None
+) -> Part:
     classes = task_classes(dataset)
     items = [it for it in Dataset.load(dataset, data_dir).split(split) if it.has_text]
     if limit and len(items) > limit:
@@ -96,7 +102,10 @@ def cache_lower(net: MiniLM, dataset: str, split: str, data_dir: Path, limit=Non
     fine = None
     if dataset == "goemotions":
         fine = torch.from_numpy(np.stack([fine_target(it) for it in items]))
-    return Part(dataset, tokens, targets, fine)  # type: ignore[arg-type]
+    vectors = None
+    if teacher is not None:
+        vectors = teacher.vectors(f"{dataset}-{split}", [it.text for it in items])
+    return Part(dataset, tokens, targets, fine, vectors)  # type: ignore[arg-type]
 
 
 def fine_target(item) -> np.ndarray:
@@ -108,6 +117,11 @@ def fine_target(item) -> np.ndarray:
 def _loss(logits: torch.Tensor, target: torch.Tensor, class_w: torch.Tensor) -> torch.Tensor:
     """Soft cross-entropy with a weight per class."""
     return -((target * class_w) * logits.log_softmax(-1)).sum(-1).mean()
+
+
+def _distill_loss(projected: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """1 - cosine between the projected student vectors and the teacher's."""
+    return 1.0 - torch.nn.functional.cosine_similarity(projected, teacher.float(), dim=-1).mean()
 
 
 def length_batches(part: Part, size: int, rng: random.Random) -> list[list[int]]:
@@ -124,8 +138,10 @@ def length_batches(part: Part, size: int, rng: random.Random) -> list[list[int]]
 
 
 class Heads(torch.nn.Module):
-    def __init__(self, dim: int, datasets, fine: bool = False) -> None:
+    def __init__(self, dim: int, datasets, fine: bool = False, teacher_dim: int = 0) -> None:
         super().__init__()
+        self.project = torch.nn.Linear(dim, teacher_dim) if teacher_dim else None
+        """Student vector -> the teacher's space (distillation only; never shipped)."""
         self.drop = torch.nn.Dropout(0.1)
         sizes = {d: len(task_classes(d)) for d in datasets}
         if fine:
@@ -184,6 +200,8 @@ class FinetuneConfig:
     fine_weight: float = 0.0
     """Weight of the auxiliary loss of a head over GoEmotions' 28 labels on GoEmotions
     batches (0: no such head)."""
+    distill_weight: float = 0.0
+    """Weight of the distillation loss towards the teacher's vectors (0: no teacher)."""
     delta_bits: int = 16
     """How the shipped delta stores the tuned matrices: float16, or int8 with a scale per row
     (half the size; what lets all six layers fit the weights budget)."""
@@ -211,14 +229,25 @@ def _schedule(train: dict[str, Part], cfg: FinetuneConfig) -> list[tuple[str, li
     return plan
 
 
-def finetune(out: Path, cfg: FinetuneConfig, data_dir: Path) -> dict:
+def finetune(
+    out: Path, cfg: FinetuneConfig, data_dir: Path, teacher: Teacher | None = None
+) -> dict:
+    """Train, validate and checkpoint; ``teacher`` (with ``distill_weight`` > 0): the encoder
+    to distil from, all-mpnet-base-v2 when None."""
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     net = MiniLM(cfg.tuned_layers)
-    train = {d: cache_lower(net, d, "train", data_dir, cfg.train_limit) for d in TEXT_DATASETS}
+    if cfg.distill_weight <= 0:
+        teacher = None
+    elif teacher is None:
+        teacher = Teacher()
+    train = {
+        d: cache_lower(net, d, "train", data_dir, cfg.train_limit, teacher) for d in TEXT_DATASETS
+    }
     val = {d: cache_lower(net, d, "val", data_dir, cfg.val_limit) for d in TEXT_DATASETS}
     weights = {d: class_weights(p.targets) for d, p in train.items()}
-    heads = Heads(net.dim, TEXT_DATASETS, fine=cfg.fine_weight > 0)
+    teacher_dim = teacher.dim if teacher else 0
+    heads = Heads(net.dim, TEXT_DATASETS, fine=cfg.fine_weight > 0, teacher_dim=teacher_dim)
     fine_w = class_weights(train["goemotions"].fine) if cfg.fine_weight > 0 else None
     opt = torch.optim.AdamW(
         [
@@ -243,6 +272,9 @@ def finetune(out: Path, cfg: FinetuneConfig, data_dir: Path) -> dict:
         fine = train[name].fine
         if fine_w is not None and fine is not None:
             loss = loss + cfg.fine_weight * _loss(heads(feats, GOEMOTIONS_FINE), fine[rows], fine_w)
+        if heads.project is not None and train[name].teacher is not None:
+            target = train[name].teacher[rows]  # type: ignore[index]
+            loss = loss + cfg.distill_weight * _distill_loss(heads.project(feats), target)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
         opt.step()
@@ -316,6 +348,12 @@ def main(argv=None) -> int:
         default=FinetuneConfig.fine_weight,
         help="weight of an auxiliary head over GoEmotions' 28 labels (0: none)",
     )
+    ap.add_argument(
+        "--distill-weight",
+        type=float,
+        default=FinetuneConfig.distill_weight,
+        help="weight of distillation towards all-mpnet-base-v2 (needs the teacher extra; 0: none)",
+    )
     ap.add_argument("--eval-every", type=int, default=FinetuneConfig.eval_every)
     ap.add_argument("--train-limit", type=int, default=None, help="texts per dataset (smoke)")
     ap.add_argument("--val-limit", type=int, default=FinetuneConfig.val_limit)
@@ -337,6 +375,7 @@ def main(argv=None) -> int:
         val_limit=args.val_limit,
         delta_bits=args.delta_bits,
         fine_weight=args.fine_weight,
+        distill_weight=args.distill_weight,
     )
     state = finetune(args.out, cfg, args.data_dir or default_data_dir())
     finish_run(state, args.out, "text", args.ship)
