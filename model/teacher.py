@@ -88,7 +88,7 @@ class Teacher:
     @torch.inference_mode()
     def _encode(self, texts: list[str], desc: str) -> np.ndarray:
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        out = np.zeros((len(texts), self.dim), dtype=np.float16)
+        out: np.ndarray = np.zeros((len(texts), self.dim), dtype=np.float16)
         for start in tqdm(range(0, len(order), self.batch_size), desc=f"teacher {desc}"):
             rows = order[start : start + self.batch_size]
             v = self.model.encode(
