@@ -124,6 +124,29 @@ def _distill_loss(projected: torch.Tensor, teacher: torch.Tensor) -> torch.Tenso
     return 1.0 - torch.nn.functional.cosine_similarity(projected, teacher.float(), dim=-1).mean()
 
 
+def _step_loss(
+    net: MiniLM,
+    heads: Heads,
+    part: Part,
+    rows: list[int],
+    class_w: torch.Tensor,
+    fine_w: torch.Tensor | None,
+    cfg: FinetuneConfig,
+) -> torch.Tensor:
+    """One batch's loss: its dataset's head, plus the 28-label head and the distillation
+    loss where they are on."""
+    h, m, y = part.batch(rows)
+    feats = net.upper(h, m)
+    loss = _loss(heads(feats, part.dataset), y, class_w)
+    if fine_w is not None and part.fine is not None:
+        loss = loss + cfg.fine_weight * _loss(
+            heads(feats, GOEMOTIONS_FINE), part.fine[rows], fine_w
+        )
+    if heads.project is not None and part.teacher is not None:
+        loss = loss + cfg.distill_weight * _distill_loss(heads.project(feats), part.teacher[rows])
+    return loss
+
+
 def length_batches(part: Part, size: int, rng: random.Random) -> list[list[int]]:
     """Batches of similar length (less padding), in random order."""
     idx = list(range(len(part.tokens)))
@@ -266,15 +289,7 @@ def finetune(
         for g, base in zip(opt.param_groups, base_lrs, strict=True):
             g["lr"] = base * _lr_factor(step, cfg)
         name, rows = plan[step]
-        h, m, y = train[name].batch(rows)
-        feats = net.upper(h, m)
-        loss = _loss(heads(feats, name), y, weights[name])
-        fine = train[name].fine
-        if fine_w is not None and fine is not None:
-            loss = loss + cfg.fine_weight * _loss(heads(feats, GOEMOTIONS_FINE), fine[rows], fine_w)
-        if heads.project is not None and train[name].teacher is not None:
-            target = train[name].teacher[rows]  # type: ignore[index]
-            loss = loss + cfg.distill_weight * _distill_loss(heads.project(feats), target)
+        loss = _step_loss(net, heads, train[name], rows, weights[name], fine_w, cfg)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
         opt.step()
