@@ -38,7 +38,7 @@ def rows(doc: dict) -> dict[tuple[str, str, str], tuple[int, float]]:
     out = {}
     for name, conds in doc["metrics"].items():
         for cond, r in conds.items():
-            if cond != "own head" and r:
+            if cond not in ("own head", "ekman grouping") and r:
                 out[(name, "served", cond)] = (r["n"], r["accuracy"])
         for cond, r in conds.get("own head", {}).items():
             if r:

@@ -52,7 +52,12 @@ class EmotionClassifier:
         """Per head, the logits are divided by this before the softmax (calibrated scores)."""
         enc = self.card["encoders"]
         self.encoder = Encoder(
-            enc["image"], enc["text"], self.device, precision=precision, runtime=runtime
+            enc["image"],
+            enc["text"],
+            self.device,
+            precision=precision,
+            runtime=runtime,
+            normalization=enc.get("normalization"),
         )
         if self.encoder.version != enc["version"]:
             raise RuntimeError(

@@ -27,10 +27,14 @@ SERVED_IMAGE = "emostream-v2-effnet-lite0"
 """The fine-tuned encoders the served model is trained on (deltas in model/weights/)."""
 
 
-def _cache(args):
+def _cache(args, normalization: str | None = None):
+    """The feature cache of the encoders ``args`` name; texts normalised by
+    ``normalization`` (default: the recipe of this install, what training uses; "none":
+    raw texts)."""
     from .backbones import IMAGE_BACKBONES, TEXT_BACKBONES
     from .encoder import Encoder
     from .feature_cache import FeatureCache
+    from .text_normalization import VERSION
 
     text = args.text_encoder or (SERVED_TEXT if SERVED_TEXT in TEXT_BACKBONES else None)
     image = args.image_encoder or (SERVED_IMAGE if SERVED_IMAGE in IMAGE_BACKBONES else None)
@@ -39,6 +43,7 @@ def _cache(args):
         text or "all-minilm-l6-v2",
         args.device,
         runtime=getattr(args, "runtime", "eager"),
+        normalization=None if normalization == "none" else normalization or VERSION,
     )
     return FeatureCache(encoder, args.cache_dir)
 
@@ -166,6 +171,7 @@ def _card(out: Path, cache, info: dict, metrics: dict, calibration: dict) -> dic
         "encoders": {
             "image": enc.image_backbone.name,
             "text": enc.text_backbone.name,
+            "normalization": enc.normalization,
             "version": enc.version,
         },
         "training": info,
@@ -180,7 +186,7 @@ def _card(out: Path, cache, info: dict, metrics: dict, calibration: dict) -> dic
 def cmd_eval(args) -> int:
     from .datasets import DATASETS
 
-    cache = _cache(args)
+    cache = _cache(args, _checkpoint_normalization(args))
     datasets = tuple(args.datasets or DATASETS)
     if args.paper:
         from .fusion import KINDS
@@ -206,6 +212,18 @@ def cmd_eval(args) -> int:
         print(f"report in {out}")
         return 0
     return _eval_served(args, cache, datasets)
+
+
+def _checkpoint_normalization(args) -> str | None:
+    """The text normalization the evaluated heads were trained with (their card's), or
+    None for this install's recipe."""
+    from .weights import Weights
+
+    path = Path(getattr(args, "checkpoint", None) or Weights.DEFAULT.path)
+    card = path.with_name(path.name.removesuffix(".safetensors") + ".card.json")
+    if not card.is_file():
+        return None
+    return json.loads(card.read_text())["encoders"].get("normalization") or "none"
 
 
 def default_reports_dir() -> Path:

@@ -104,15 +104,16 @@ class Dataset:
                 if path is not None and not path.is_file():
                     raise FileNotFoundError(f"{self.name}: row {row['id']} names missing {path}")
                 fixed = {"id", "split", "label", "text", "image"}
+                extra = {k: v or "" for k, v in row.items() if k not in fixed}
                 items.append(
                     Item(
                         dataset=self.name,
                         id=row["id"],
                         split=row["split"],
-                        label=row["label"],
+                        label=_served_label(self.name, row["label"], extra),
                         text=row["text"] or "",
                         image_path=path,
-                        extra={k: v or "" for k, v in row.items() if k not in fixed},
+                        extra=extra,
                     )
                 )
         return items
@@ -127,3 +128,16 @@ class Dataset:
 
     def label_index(self, label: str) -> int:
         return self.labels.index(label)
+
+
+def _served_label(dataset: str, label: str, extra: dict[str, str]) -> str:
+    """GoEmotions: the comment's first served emotion, from its 28 labels by the mapping in
+    ``labels.GOEMOTIONS_SERVED`` (the published Ekman label stays in ``extra["ekman_label"]``);
+    every other dataset: its label as it is."""
+    if dataset != "goemotions" or not extra.get("labels"):
+        return label
+    from .labels import goemotions_emotions
+
+    extra["ekman_label"] = label
+    served = goemotions_emotions(extra["labels"].split("|"))
+    return served[0] if served else label

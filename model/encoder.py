@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .text_normalization import VERSION as TEXT_NORMALIZATION
+from .text_normalization import normalize
 from .backbones import ImageBackbone, TextBackbone, image_backbone, text_backbone
 from .preprocessing import ImageDecodeError
 
@@ -95,7 +97,16 @@ class Encoder:
         precision: str = "auto",
         channels_last: bool = True,
         runtime: str = "eager",
+        normalization: str | None = TEXT_NORMALIZATION,
     ) -> None:
+        if normalization not in (None, TEXT_NORMALIZATION):
+            raise ValueError(
+                f"unknown text normalization {normalization!r} (this install has "
+                f"{TEXT_NORMALIZATION!r} or none)"
+            )
+        self.normalization = normalization
+        """The text recipe of ``model/text_normalization.py`` applied before tokenising
+        (None: raw text, as the heads of ``Weights.COMMONSPACE_V1`` were trained)."""
         self.image_backbone = image_backbone(image) if isinstance(image, str) else image
         self.text_backbone = text_backbone(text) if isinstance(text, str) else text
         self.device = pick_device(device)
@@ -127,7 +138,10 @@ class Encoder:
     @property
     def version(self) -> str:
         """Identifies the features: keys the feature cache, travels with predictions."""
-        return f"{self.image_backbone.version}+{self.text_backbone.version}"
+        text = self.text_backbone.version
+        if self.normalization:
+            text = f"{text}+{self.normalization}"
+        return f"{self.image_backbone.version}+{text}"
 
     @property
     def feature_version(self) -> str:
@@ -171,6 +185,8 @@ class Encoder:
             return torch.zeros(0, self.text_backbone.dim)
         if self._text_fn is None:
             self._text_fn = self._build_text()
+        if self.normalization:
+            texts = [normalize(t) for t in texts]
         cut = [t[: self.text_backbone.max_chars] for t in texts]
         batch_size = batch_size or self.text_pass
         with torch.inference_mode(), self._autocast():

@@ -40,7 +40,7 @@ from .encoder import IMAGE, TEXT
 from .evaluation import scores
 from .feature_cache import FeatureCache
 from .fusion import FusionModel, pool_modalities
-from .labels import EMOTIONS, SENTIMENTS
+from .labels import EMOTIONS, SENTIMENTS, goemotions_emotions
 from .targets import sentiment_target
 
 TEXT_SETS = ("reddit-emotions", "flickr-fi-text", "goemotions")
@@ -115,13 +115,13 @@ def pair_sets(
 
 
 def _matched(comments, pictures, rng: random.Random) -> Pairs:
-    """Each picture beside a comment with its label as the comment's only Ekman label."""
+    """Each picture beside a comment with its label as the comment's only served emotion."""
     from .served import TASKS
 
     (c_items, c_feats), (p_items, p_feats) = comments, pictures
     by_label: dict[str, list[int]] = {}
     for i, it in enumerate(c_items):
-        labels = it.extra.get("ekman_labels", "").split("|")
+        labels = goemotions_emotions(it.extra.get("labels", "").split("|"))
         if len(labels) == 1 and labels[0] in EMOTIONS and c_feats.mask[i, TEXT]:
             by_label.setdefault(labels[0], []).append(i)
     rows, texts, truth = [], [], []

@@ -4,7 +4,8 @@ Each dataset supervises the heads it has labels for (see ``labels.py``); a head 
 a target for an item gets ``None`` and is masked out of the loss. Where a dataset carries
 richer annotation than its single ``label`` it is used:
 
-* goemotions: all of the comment's Ekman labels (``ekman_labels``), uniformly;
+* goemotions: all of the comment's 28-taxonomy labels (``labels``) mapped to the served
+  emotions by ``labels.GOEMOTIONS_SERVED`` (questions and stances neutral), uniformly;
 * emotion6: the valence score for sentiment (1-9; below 4.5 negative, above 5.5 positive,
   otherwise neutral). Its emotion target is the label alone: the user-study distribution
   (``prob_*``) as a soft target taught the served head the raters' spread instead of the
@@ -16,7 +17,14 @@ from __future__ import annotations
 import numpy as np
 
 from .datasets import Item
-from .labels import EMOTIONS, SENTIMENTS, emotion_of, sentiment_of
+from .labels import (
+    EMOTIONS,
+    SENTIMENTS,
+    emotion_of,
+    goemotions_emotions,
+    goemotions_sentiments,
+    sentiment_of,
+)
 
 
 def _one_hot(names: tuple[str, ...], chosen: list[str]) -> np.ndarray | None:
@@ -31,8 +39,7 @@ def _one_hot(names: tuple[str, ...], chosen: list[str]) -> np.ndarray | None:
 def emotion_target(item: Item) -> np.ndarray | None:
     """Distribution over ``EMOTIONS`` or None."""
     if item.dataset == "goemotions":
-        labels = [e for e in item.extra.get("ekman_labels", "").split("|") if e in EMOTIONS]
-        return _one_hot(EMOTIONS, labels)
+        return _one_hot(EMOTIONS, goemotions_emotions(_fine(item)))
     e = emotion_of(item.dataset, item.label)
     return _one_hot(EMOTIONS, [e] if e else [])
 
@@ -44,12 +51,19 @@ def sentiment_target(item: Item) -> np.ndarray | None:
         s = "negative" if valence < 4.5 else "positive" if valence > 5.5 else "neutral"
         return _one_hot(SENTIMENTS, [s])
     if item.dataset == "goemotions":
-        labels = [sentiment_of(item.dataset, e) for e in item.extra["ekman_labels"].split("|")]
-        known = [s for s in labels if s]
+        known = goemotions_sentiments(_fine(item))
         # A comment that is both joyful and angry has no single valence: leave it out.
-        return _one_hot(SENTIMENTS, known[:1]) if len(set(known)) == 1 else None
+        return _one_hot(SENTIMENTS, known) if len(known) == 1 else None
     own = sentiment_of(item.dataset, item.label)
     return _one_hot(SENTIMENTS, [own] if own else [])
+
+
+def _fine(item: Item) -> list[str]:
+    """A GoEmotions comment's 28-taxonomy labels (the ``labels`` column)."""
+    fine = item.extra.get("labels", "")
+    if not fine:
+        raise ValueError(f"{item.key}: a GoEmotions item needs its 28-taxonomy 'labels'")
+    return fine.split("|")
 
 
 def label_space(dataset: str, labels: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
@@ -72,10 +86,10 @@ def label_space(dataset: str, labels: tuple[str, ...]) -> dict[str, tuple[str, .
 
 
 def dataset_target(item: Item, labels: tuple[str, ...]) -> np.ndarray:
-    """One-hot over the dataset's labels (GoEmotions: all of a comment's Ekman labels)."""
+    """One-hot over the dataset's labels (GoEmotions: all of a comment's served emotions)."""
     names = [item.label]
     if item.dataset == "goemotions":
-        names = [e for e in item.extra.get("ekman_labels", "").split("|") if e in labels]
+        names = [e for e in goemotions_emotions(_fine(item)) if e in labels]
     return label_distribution(names or [item.label], labels)
 
 

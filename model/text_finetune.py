@@ -1,7 +1,8 @@
 """Fine-tuning MiniLM's upper layers on the texts of every dataset at once.
 
 Multi-task: one linear head per dataset over its own label space (GoEmotions: the seven
-Ekman + neutral classes, with all of a comment's labels as a soft target), so no dataset
+served classes, with all of a comment's served emotions as a soft target; texts normalised
+as the encoder serves them, ``text_normalization.py``), so no dataset
 has to squeeze its labels into another's. Each step takes a batch from one dataset; a
 dataset is drawn with probability proportional to ``n ** SAMPLING_POWER`` (GoEmotions would
 otherwise drown the small sets); inside a dataset, classes are weighted by the inverse
@@ -38,6 +39,7 @@ from .losses import class_weights
 from .targets import dataset_target, label_distribution
 from .teacher import Teacher
 from .text_model import TUNED_LAYERS, MiniLM
+from .text_normalization import normalize
 
 TEXT_DATASETS = ("reddit-emotions", "flickr-fi-text", "goemotions", "mvsa-single", "twitter-ii")
 GOEMOTIONS_CLASSES = ("anger", "disgust", "fear", "joy", "sadness", "surprise", "neutral")
@@ -98,7 +100,7 @@ def cache_lower(
     tokens: list[torch.Tensor | None] = [None] * len(items)
     for start in tqdm(range(0, len(order), 64), desc=f"lower layers {dataset}/{split}"):
         rows = order[start : start + 64]
-        tok = net.tokenize([items[r].text for r in rows])
+        tok = net.tokenize([normalize(items[r].text) for r in rows])
         h = net.lower(tok["input_ids"], tok["attention_mask"])
         for j, r in enumerate(rows):
             n = int(tok["attention_mask"][j].sum())

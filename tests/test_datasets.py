@@ -22,8 +22,25 @@ def test_counts_per_split_and_label_match_manifest(name, data_dir, manifest):
     for split in SPLITS:
         items = ds.split(split)
         assert len(items) == manifest[name]["counts"][split]["total"]
-        per = {lab: sum(i.label == lab for i in items) for lab in ds.labels}
+        column = [i.extra.get("ekman_label", i.label) for i in items]  # the file's label
+        per = {lab: column.count(lab) for lab in ds.labels}
         assert per == manifest[name]["counts"][split]["per_label"]
+
+
+def test_goemotions_labels_follow_the_monitor_guide(data_dir):
+    """Questions and stances are neutral, astonishment is surprise (docs/labels.md); the
+    published Ekman label stays beside it."""
+    from emostream.model.labels import goemotions_emotions, goemotions_sentiments
+
+    assert goemotions_emotions(["curiosity"]) == ["neutral"]
+    assert goemotions_emotions(["confusion", "surprise"]) == ["surprise"]
+    assert goemotions_emotions(["approval"]) == ["neutral"]
+    assert goemotions_emotions(["annoyance", "neutral"]) == ["anger"]
+    assert goemotions_sentiments(["disapproval"]) == ["negative"]
+    assert goemotions_sentiments(["surprise"]) == []
+    items = Dataset.load("goemotions", data_dir).split("val")
+    asks = [i for i in items if i.extra["labels"] == "curiosity"]
+    assert asks and all(i.label == "neutral" and i.extra["ekman_label"] == "surprise" for i in asks)
 
 
 @pytest.mark.parametrize("name", DATASETS)

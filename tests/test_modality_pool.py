@@ -162,9 +162,9 @@ def test_matched_pairs_join_a_picture_to_a_comment_of_its_one_label():
         return Item(dataset, str(i), "test", label, "t", None, extra)
 
     comments = [
-        item(0, "goemotions", "joy", ekman_labels="joy"),
-        item(1, "goemotions", "fear", ekman_labels="fear|joy"),  # two labels: never used
-        item(2, "goemotions", "fear", ekman_labels="fear"),
+        item(0, "goemotions", "joy", labels="joy"),
+        item(1, "goemotions", "fear", labels="fear|joy"),  # two labels: never used
+        item(2, "goemotions", "fear", labels="nervousness"),
     ]
     pictures = [item(i, "emotion6", lab) for i, lab in enumerate(["fear", "joy", "fear"])]
     c = Features(["c"] * 3, torch.arange(3.0)[:, None], torch.zeros(3, 1), torch.ones(3, 2) > 0)
