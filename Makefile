@@ -47,23 +47,23 @@ fuzz: $(STAMP)
 
 # 30 minutes of mixed traffic with kill -9, Redis restarts and hostile bursts (not in test).
 soak: $(STAMP)
-	$(BIN)/python bench/soak.py --minutes 30
+	$(BIN)/python -m bench.soak --minutes 30
 
 # On a CUDA machine: model-only fp16/bf16 at batches 64-1024, nvJPEG vs Pillow, the pipeline;
 # one JSON (bench/results/gpu.json). Exits 2 with a message where there is no CUDA.
 bench-gpu: $(STAMP)
-	$(BIN)/python bench/gpu.py
+	$(BIN)/python -m bench.gpu
 
 # Every benchmark in turn (about 45 minutes on 2 cores); each prints a table and writes JSON.
 bench: $(STAMP)
-	$(BIN)/python bench/encoders.py
-	$(BIN)/python bench/model_limit.py
-	$(BIN)/python bench/model_versions.py
-	$(BIN)/python bench/image_path.py
-	$(BIN)/python bench/cpu_contention.py
-	$(BIN)/python bench/broker_delivery.py
-	$(BIN)/python bench/io_limits.py
-	$(BIN)/python bench/pipeline.py
+	$(BIN)/python -m bench.encoders
+	$(BIN)/python -m bench.model_limit
+	$(BIN)/python -m bench.model_versions
+	$(BIN)/python -m bench.image_path
+	$(BIN)/python -m bench.cpu_contention
+	$(BIN)/python -m bench.broker_delivery
+	$(BIN)/python -m bench.io_limits
+	$(BIN)/python -m bench.pipeline
 
 eval: $(STAMP)
 	$(BIN)/emostream eval
@@ -74,8 +74,8 @@ paper: $(STAMP)
 # Retrains the shipped model from ../shared/data on CPU (about 1.5 hours on 2 cores): the
 # text and image encoders' fine-tuned layers (deltas), then the served heads on top.
 train: $(STAMP)
-	$(BIN)/python -m emostream.model.text_finetune --out .cache/text-ft --ship emostream-v2-minilm
-	$(BIN)/python -m emostream.model.image_finetune --out .cache/image-ft \
+	$(BIN)/python -m emostream.model.training.text_finetune --out .cache/text-ft --ship emostream-v2-minilm
+	$(BIN)/python -m emostream.model.training.image_finetune --out .cache/image-ft \
 		--ship emostream-v2-effnet-lite0
 	$(BIN)/emostream train
 

@@ -1,6 +1,6 @@
 """The broker's share of the latency: producer -> Kafka -> consumer, nothing else.
 
-    python bench/broker_delivery.py [--posts 100] [--rate 10]
+    python -m bench.broker_delivery [--posts 100] [--rate 10]
 
 A kafka-python producer (the ingest settings: acks=all, linger 20 ms) sends timestamped
 messages at ``--rate``/s to the local Tansu broker; an aiokafka consumer (faust's
@@ -17,18 +17,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sys
 import time
 import uuid
 from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from bench.machine import machine  # noqa: E402
-from emostream.testing import create_topics, start_tansu  # noqa: E402
+from bench import REPO
+from bench.machine import machine
+from emostream.testing import create_topics, start_tansu
 
 
 async def delivery(bootstrap: str, fetch_wait_ms: int, posts: int, rate: float) -> list[float]:

@@ -1,7 +1,7 @@
 """Why the pipeline falls short of the model alone on a small CPU: the model's OpenMP
 threads against the rest of the worker.
 
-    python bench/cpu_contention.py [--duties 0 0.2 0.4] [--threads 1 2] [--rounds 2]
+    python -m bench.cpu_contention [--duties 0 0.2 0.4] [--threads 1 2] [--rounds 2]
 
 The served model classifies pre-decoded posts (both modalities, batches of 32) in a
 thread of its own, as in the worker, while another thread of the same process does pure
@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -33,14 +32,11 @@ from pathlib import Path
 
 import torch
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from bench.machine import machine  # noqa: E402
-from emostream.model.classifier import EmotionClassifier  # noqa: E402
-from emostream.model.datasets import Dataset  # noqa: E402
-from emostream.model.encoder import PostInput  # noqa: E402
+from bench import REPO
+from bench.machine import machine
+from emostream.model.classifier import EmotionClassifier
+from emostream.model.encoder import PostInput
+from emostream.model.training.datasets import Dataset
 
 
 class Noise:

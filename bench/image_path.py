@@ -1,6 +1,6 @@
 """The image path per picture: fetch over HTTP, then decode + resize + crop, three ways.
 
-    python bench/image_path.py [--pictures 16] [--seconds 2] [--device cuda]
+    python -m bench.image_path [--pictures 16] [--seconds 2] [--device cuda]
 
 Pictures at three sizes: the datasets' own (shorter side 256, ~20 kB), a 1280x960 web
 picture and a 4032x3024 phone photo. The larger ones are mvsa-single pictures enlarged
@@ -23,24 +23,21 @@ import argparse
 import asyncio
 import io
 import json
-import sys
 import tempfile
 from pathlib import Path
 
 import torch
 from PIL import Image
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from bench.machine import machine  # noqa: E402
-from bench.timing import rate  # noqa: E402
-from emostream.model import gpu_decode  # noqa: E402
-from emostream.model.datasets import Dataset  # noqa: E402
-from emostream.model.preprocessing import ImageTransform  # noqa: E402
-from emostream.testing import serve_directory  # noqa: E402
-from emostream.worker.address_guard import AddressGuard  # noqa: E402
-from emostream.worker.image_fetch import ImageFetcher  # noqa: E402
+from bench import REPO
+from bench.machine import machine
+from bench.timing import rate
+from emostream.model import gpu_decode
+from emostream.model.preprocessing import ImageTransform
+from emostream.model.training.datasets import Dataset
+from emostream.testing import serve_directory
+from emostream.worker.address_guard import AddressGuard
+from emostream.worker.image_fetch import ImageFetcher
 
 SIZES = {"dataset (256 short side)": None, "1280x960": (1280, 960), "4032x3024": (4032, 3024)}
 

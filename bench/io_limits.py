@@ -1,6 +1,6 @@
 """Ingest producer posts/s and Redis write posts/s, beside the model's rate.
 
-    python bench/io_limits.py [--posts 20000]
+    python -m bench.io_limits [--posts 20000]
 
 Shows that neither Kafka ingest nor the Redis writes are the bottleneck: the producer
 sends ``--posts`` wire records to a local Tansu broker (acks=all, gzip, linger 20 ms);
@@ -14,20 +14,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from emostream.ingest.producer import PostProducer  # noqa: E402
-from emostream.ingest.record import make_post, now  # noqa: E402
-from emostream.ingest.settings import Settings  # noqa: E402
-from emostream.testing import create_topics, start_redis, start_tansu  # noqa: E402
-from emostream.worker.store import Result, ResultStore  # noqa: E402
+from bench import REPO
+from emostream.ingest.producer import PostProducer
+from emostream.ingest.settings import IngestSettings
+from emostream.record import make_post, now
+from emostream.testing import create_topics, start_redis, start_tansu
+from emostream.worker.store import Result, ResultStore
 
 
 def producer_rate(n: int) -> float:
@@ -46,7 +43,9 @@ def producer_rate(n: int) -> float:
             for i in range(n)
         ]
         producer = PostProducer(
-            Settings(env={}, kafka_bootstrap=bootstrap, topic_posts="bench", ingest_metrics_port=0),
+            IngestSettings(
+                env={}, kafka_bootstrap=bootstrap, topic_posts="bench", ingest_metrics_port=0
+            ),
             "bench",
         )
         t0 = time.perf_counter()

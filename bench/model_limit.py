@@ -1,6 +1,6 @@
 """The model's limit: posts/s of the served classifier on pre-decoded inputs, by modality.
 
-    python bench/model_limit.py [--batches 1 8 32 64] [--seconds 3] [--rounds 2] [--device cuda]
+    python -m bench.model_limit [--batches 1 8 32 64] [--seconds 3] [--rounds 2] [--device cuda]
 
 "Pre-decoded" means the pictures are already uint8 tensors at 224x224 (on the device when
 it is CUDA), so this is encoders + fusion head and nothing else: the ceiling that the
@@ -19,22 +19,17 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import os
-import sys
 from pathlib import Path
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from bench.machine import machine  # noqa: E402
-from bench.timing import rate  # noqa: E402
-from emostream.model.classifier import EmotionClassifier  # noqa: E402
-from emostream.model.datasets import Dataset  # noqa: E402
-from emostream.model.encoder import PostInput  # noqa: E402
+from bench import REPO
+from bench.machine import machine
+from bench.timing import rate
+from emostream.model.classifier import EmotionClassifier
+from emostream.model.encoder import PostInput
+from emostream.model.training.datasets import Dataset
 
 # Dense fp16/bf16 tensor-core peaks from the vendors' data sheets (TFLOP/s, no sparsity).
 KNOWN_PEAKS = {"H100": 989.4, "H200": 989.4, "A100": 312.0, "L4": 121.0, "A10": 125.0}
@@ -57,7 +52,7 @@ def posts_per_s(clf, posts, batch: int, seconds: float) -> float:
     return rate(lambda: clf.classify(next(chunks)), batch, seconds, sync)
 
 
-def main() -> None:
+def _args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -69,22 +64,24 @@ def main() -> None:
     ap.add_argument("--precision", default="auto")
     ap.add_argument("--peak-tflops", type=float, default=None)
     ap.add_argument("--json", type=Path, default=None)
-    args = ap.parse_args()
+    return ap.parse_args()
 
-    clf = EmotionClassifier(device=args.device, precision=args.precision)
+
+def _conditions(clf: EmotionClassifier, args) -> dict[str, list[PostInput]]:
     items = Dataset.load("mvsa-single").split("test")[: args.posts]
     pics = [clf.encoder.decode(i.image_path.read_bytes()) for i in items]
     if clf.device.type == "cuda":
         pics = [p.to(clf.device) for p in pics]
-    conditions = {
+    return {
         "both": [PostInput(i.text, p) for i, p in zip(items, pics, strict=True)],
         "text": [PostInput(i.text, None) for i in items],
         "image": [PostInput(None, p) for p in pics],
     }
-    flops = {c: flops_per_post(clf, posts[:32]) for c, posts in conditions.items()}
 
+
+def _measure(clf: EmotionClassifier, conditions: dict, passes: dict, args) -> tuple[dict, dict]:
+    """Best posts/s over the rounds per (condition, batch), and per forward-pass size."""
     enc = clf.encoder
-    passes = {"now": (enc.image_pass, enc.text_pass), "before": (8, 64)}
     pass_best: dict[str, float] = {}
     best: dict[tuple[str, int], float] = {}
     for rnd in range(args.rounds):
@@ -103,11 +100,10 @@ def main() -> None:
                 + ", ".join(f"{c} {best[(c, bs)]:.1f}" for c in conditions),
                 flush=True,
             )
+    return best, pass_best
 
-    info = machine(clf.device)
-    peak = args.peak_tflops
-    if peak is None and "gpu" in info:
-        peak = next((v for k, v in KNOWN_PEAKS.items() if k in info["gpu"]), None)
+
+def _rows(conditions: dict, args, best: dict, flops: dict, peak: float | None) -> list[dict]:
     rows = []
     for cond in conditions:
         for bs in args.batches:
@@ -124,6 +120,10 @@ def main() -> None:
                     "arithmetic_limit_posts_per_s": peak * 1e12 / flops[cond] if peak else None,
                 }
             )
+    return rows
+
+
+def _print_table(clf, info: dict, rows: list[dict], passes: dict, pass_best: dict) -> None:
     where = info.get("gpu") or f"{info['cpu_model']} ({info['cores']} cores)"
     print(f"\nserved model {clf.version} on {where}, {clf.device}, {clf.encoder.precision}")
     print("| condition | batch | posts/s | GFLOP/post | achieved TFLOP/s | of peak |")
@@ -141,6 +141,21 @@ def main() -> None:
             for n, (ip, tp) in passes.items()
         )
     )
+
+
+def main() -> None:
+    args = _args()
+    clf = EmotionClassifier(device=args.device, precision=args.precision)
+    conditions = _conditions(clf, args)
+    flops = {c: flops_per_post(clf, posts[:32]) for c, posts in conditions.items()}
+    passes = {"now": (clf.encoder.image_pass, clf.encoder.text_pass), "before": (8, 64)}
+    best, pass_best = _measure(clf, conditions, passes, args)
+    info = machine(clf.device)
+    peak = args.peak_tflops
+    if peak is None and "gpu" in info:
+        peak = next((v for k, v in KNOWN_PEAKS.items() if k in info["gpu"]), None)
+    rows = _rows(conditions, args, best, flops, peak)
+    _print_table(clf, info, rows, passes, pass_best)
     out = args.json or REPO / "bench/results" / (
         "model_limit.json" if clf.device.type == "cpu" else f"model_limit-{clf.device.type}.json"
     )

@@ -1,6 +1,6 @@
 """Two shipped model versions side by side: FLOPs and CPU posts/s per post, both modalities.
 
-    python bench/model_versions.py [--weights COMMONSPACE_V1 COMMONSPACE_V2] [--runtime eager]
+    python -m bench.model_versions [--weights COMMONSPACE_V1 COMMONSPACE_V2] [--runtime eager]
 
 Each version classifies the same mvsa-single test posts (text + pre-decoded picture) in
 batches of 32; rounds are interleaved and each version keeps its best round, so machine
@@ -13,21 +13,15 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import os
-import sys
-from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from bench.machine import machine  # noqa: E402
-from bench.model_limit import flops_per_post  # noqa: E402
-from bench.timing import rate  # noqa: E402
-from emostream.model.classifier import EmotionClassifier  # noqa: E402
-from emostream.model.datasets import Dataset  # noqa: E402
-from emostream.model.encoder import PostInput  # noqa: E402
-from emostream.model.weights import Weights  # noqa: E402
+from bench import REPO
+from bench.machine import machine
+from bench.model_limit import flops_per_post
+from bench.timing import rate
+from emostream.model.classifier import EmotionClassifier
+from emostream.model.encoder import PostInput
+from emostream.model.training.datasets import Dataset
+from emostream.model.weights import Weights
 
 
 def main() -> None:

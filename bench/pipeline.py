@@ -1,6 +1,6 @@
 """The whole pipeline through Kafka and Redis against the model alone, in one run.
 
-    python bench/pipeline.py [--posts 256] [--batch 32] [--load-seconds 20]
+    python -m bench.pipeline [--posts 256] [--batch 32] [--load-seconds 20]
                              [--loads 0.25 0.5 0.75 1.0]
 
 1. **model alone**: ``EmotionClassifier.classify`` on the same posts (image bytes in
@@ -44,19 +44,15 @@ from pathlib import Path
 
 import numpy as np
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from bench.machine import machine  # noqa: E402
-from emostream.ingest.producer import PostProducer  # noqa: E402
-from emostream.ingest.record import make_post, now  # noqa: E402
-from emostream.ingest.settings import Settings  # noqa: E402
-from emostream.model.classifier import EmotionClassifier  # noqa: E402
-from emostream.model.datasets import Dataset  # noqa: E402
-from emostream.model.encoder import PostInput  # noqa: E402
-from emostream.testing import (  # noqa: E402
+from bench import REPO
+from bench.machine import machine
+from emostream.ingest.producer import PostProducer
+from emostream.ingest.settings import IngestSettings
+from emostream.model.classifier import EmotionClassifier
+from emostream.model.encoder import PostInput
+from emostream.model.training.datasets import Dataset
+from emostream.record import make_post, now
+from emostream.testing import (
     create_topics,
     free_port,
     local_worker_env,
@@ -93,7 +89,7 @@ def start_worker(bootstrap, redis_port, topic, log, **settings):
         },
     )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "emostream.worker.cli", "worker"],
+        [sys.executable, "-m", "emostream.cli", "worker"],
         env={**os.environ, **env},
         stdout=open(log, "wb"),
         stderr=subprocess.STDOUT,
@@ -116,7 +112,9 @@ def stop(worker) -> None:
 def produce(bootstrap, topic, posts, rate=0.0):
     """Send posts (or zero-argument callables that build one at send time) at ``rate``
     posts/s on a fixed schedule (open loop), or as fast as possible."""
-    settings = Settings(env={}, kafka_bootstrap=bootstrap, topic_posts=topic, ingest_metrics_port=0)
+    settings = IngestSettings(
+        env={}, kafka_bootstrap=bootstrap, topic_posts=topic, ingest_metrics_port=0
+    )
     producer = PostProducer(settings, "replay")
     t0 = time.monotonic()
     for n, p in enumerate(posts):
@@ -295,9 +293,7 @@ def latency(env, items, tag, capacity, loads, seconds, **settings):
     return rows
 
 
-def main() -> None:
-    import redis
-
+def _args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -310,14 +306,37 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2, help="interleaved throughput rounds")
     ap.add_argument("--harness-nice", type=int, default=10)
     ap.add_argument("--json", type=Path, default=REPO / "bench/results/pipeline.json")
-    args = ap.parse_args()
-    global DEVICE
-    DEVICE = args.device
+    return ap.parse_args()
 
-    items = Dataset.load("mvsa-single").split("test")[: args.posts]
-    print(f"model alone on {len(items)} mvsa-single posts (text + image) ...", flush=True)
-    alone_batched = model_alone(items, args.batch)
-    alone_single = model_alone(items[: args.single_posts], 1)
+
+def _throughputs(env, items, args) -> tuple[dict[str, float], dict[str, dict]]:
+    """Best posts/s and stage times per run, over interleaved rounds: this machine's speed
+    wanders by 20% between minutes, and a comparison must not hinge on which run got the
+    quiet minute."""
+    half = items[: args.posts // 2]
+    twice = half + half  # every post twice (retweets, reposts)
+    random.Random(7).shuffle(twice)
+    runs = {
+        "adaptive": (items, args.batch, {}),
+        "fixed": (items, args.batch, {"adaptive_batching": "false"}),
+        "single": (items[: args.single_posts], 1, {"adaptive_batching": "false"}),
+        "repeats-off": (twice, args.batch, {}),
+        "repeats-on": (twice, args.batch, {"feature_reuse_size": 10_000}),
+    }
+    rates: dict[str, float] = {}
+    st: dict[str, dict] = {}
+    for rnd in range(args.rounds):
+        for name, (posts, batch, settings) in runs.items():
+            rate, stage = throughput(env, posts, f"{name}-{rnd}", batch, **settings)
+            print(f"  round {rnd + 1}: {name} {rate:.1f} posts/s", flush=True)
+            if name not in rates or rate > rates[name]:
+                rates[name], st[name] = rate, stage
+    return rates, st
+
+
+def _measure(items, args) -> tuple[dict[str, float], dict[str, dict], dict[str, list]]:
+    """Throughput per run and latency under load, on a broker, Redis and image server."""
+    import redis
 
     workdir = REPO / ".cache" / "bench"
     workdir.mkdir(parents=True, exist_ok=True)
@@ -333,84 +352,49 @@ def main() -> None:
         os.setpriority(os.PRIO_PROCESS, pid, args.harness_nice)
     env = (f"127.0.0.1:{broker.port}", store.port, r, data.url, workdir, harness)
     try:
-        # Interleaved rounds, best kept: this machine's speed wanders by 20% between
-        # minutes, and a comparison must not hinge on which run got the quiet minute.
-        half = items[: args.posts // 2]
-        twice = half + half  # every post twice (retweets, reposts)
-        random.Random(7).shuffle(twice)
-        runs = {
-            "adaptive": (items, args.batch, {}),
-            "fixed": (items, args.batch, {"adaptive_batching": "false"}),
-            "single": (items[: args.single_posts], 1, {"adaptive_batching": "false"}),
-            "repeats-off": (twice, args.batch, {}),
-            "repeats-on": (twice, args.batch, {"feature_reuse_size": 10_000}),
-        }
-        rates: dict[str, float] = {}
-        st: dict[str, dict] = {}
-        for rnd in range(args.rounds):
-            for name, (posts, batch, settings) in runs.items():
-                rate, stage = throughput(env, posts, f"{name}-{rnd}", batch, **settings)
-                print(f"  round {rnd + 1}: {name} {rate:.1f} posts/s", flush=True)
-                if name not in rates or rate > rates[name]:
-                    rates[name], st[name] = rate, stage
-        adaptive, fixed, single = rates["adaptive"], rates["fixed"], rates["single"]
-        no_reuse, reuse = rates["repeats-off"], rates["repeats-on"]
-        st_adaptive, st_fixed, st_single = st["adaptive"], st["fixed"], st["single"]
+        rates, st = _throughputs(env, items, args)
+        adaptive = rates["adaptive"]
         print(f"latency at {args.loads} of {adaptive:.1f} posts/s ...", flush=True)
-        lat_adaptive = latency(
-            env,
-            items,
-            "lat-adaptive",
-            adaptive,
-            args.loads,
-            args.load_seconds,
-            max_batch=args.batch,
-        )
-        lat_fixed = latency(
-            env,
-            items,
-            "lat-fixed",
-            adaptive,
-            args.loads,
-            args.load_seconds,
-            max_batch=args.batch,
-            adaptive_batching="false",
-        )
+        common = (env, items)
+        load = (adaptive, args.loads, args.load_seconds)
+        lat = {
+            "adaptive": latency(*common, "lat-adaptive", *load, max_batch=args.batch),
+            "fixed": latency(
+                *common, "lat-fixed", *load, max_batch=args.batch, adaptive_batching="false"
+            ),
+        }
     finally:
         broker.stop()
         store.stop()
         data.stop()
+    return rates, st, lat
 
-    out = {
-        "machine": machine("cpu"),
-        "posts": len(items),
-        "batch": args.batch,
-        "model_alone_batched_posts_per_s": alone_batched,
-        "model_alone_single_posts_per_s": alone_single,
-        "pipeline_adaptive_posts_per_s": adaptive,
-        "pipeline_fixed_posts_per_s": fixed,
-        "pipeline_single_posts_per_s": single,
-        "pipeline_over_model": adaptive / alone_batched,
-        "batched_over_single": adaptive / single,
-        "repeats_reuse_off_posts_per_s": no_reuse,
-        "repeats_reuse_on_posts_per_s": reuse,
-        "rounds": args.rounds,
-        "harness_nice": args.harness_nice,
-        "stages": {"adaptive": st_adaptive, "fixed": st_fixed, "single": st_single},
-        "latency": {"adaptive": lat_adaptive, "fixed": lat_fixed},
-    }
-    print(f"\n| {len(items)} mvsa-single posts (text + image) | posts/s | |")
+
+def _print_tables(out: dict, args) -> None:
+    n, batch = out["posts"], args.batch
+    alone_batched, alone_single = (
+        out["model_alone_batched_posts_per_s"],
+        out["model_alone_single_posts_per_s"],
+    )
+    adaptive, fixed = out["pipeline_adaptive_posts_per_s"], out["pipeline_fixed_posts_per_s"]
+    single = out["pipeline_single_posts_per_s"]
+    no_reuse, reuse = out["repeats_reuse_off_posts_per_s"], out["repeats_reuse_on_posts_per_s"]
+    print(f"\n| {n} mvsa-single posts (text + image) | posts/s | |")
     print("|---|---|---|")
-    print(f"| model alone, batch {args.batch} | {alone_batched:.1f} | |")
+    print(f"| model alone, batch {batch} | {alone_batched:.1f} | |")
     print(f"| model alone, batch 1 | {alone_single:.1f} | |")
     print(
-        f"| pipeline, adaptive batching (max {args.batch}) | {adaptive:.1f} | "
+        f"| pipeline, adaptive batching (max {batch}) | {adaptive:.1f} | "
         f"{100 * adaptive / alone_batched:.0f}% of model alone |"
     )
-    print(f"| pipeline, fixed batches of {args.batch} | {fixed:.1f} | |")
+    print(f"| pipeline, fixed batches of {batch} | {fixed:.1f} | |")
     print(f"| pipeline, one post at a time | {single:.1f} | adaptive is {adaptive / single:.1f}x |")
     print(f"| each post twice, reuse off | {no_reuse:.1f} | |")
     print(f"| each post twice, reuse on | {reuse:.1f} | {reuse / no_reuse:.2f}x |")
+    _print_latency(out)
+
+
+def _print_latency(out: dict) -> None:
     print(
         "\n| batching | load | offered/s | achieved/s | end-to-end p50 / p95 / p99 s | "
         "in the worker p50 / p95 / p99 s | mean batch | batch compute s | target s |"
@@ -433,6 +417,38 @@ def main() -> None:
             f"one image fetch {x['image_fetch_each']:.3f} s; cores used while draining: "
             + ", ".join(f"{k} {v:.2f}" for k, v in x["cores_used"].items())
         )
+
+
+def main() -> None:
+    args = _args()
+    global DEVICE
+    DEVICE = args.device
+
+    items = Dataset.load("mvsa-single").split("test")[: args.posts]
+    print(f"model alone on {len(items)} mvsa-single posts (text + image) ...", flush=True)
+    alone_batched = model_alone(items, args.batch)
+    alone_single = model_alone(items[: args.single_posts], 1)
+    rates, st, lat = _measure(items, args)
+    adaptive = rates["adaptive"]
+    out = {
+        "machine": machine("cpu"),
+        "posts": len(items),
+        "batch": args.batch,
+        "model_alone_batched_posts_per_s": alone_batched,
+        "model_alone_single_posts_per_s": alone_single,
+        "pipeline_adaptive_posts_per_s": adaptive,
+        "pipeline_fixed_posts_per_s": rates["fixed"],
+        "pipeline_single_posts_per_s": rates["single"],
+        "pipeline_over_model": adaptive / alone_batched,
+        "batched_over_single": adaptive / rates["single"],
+        "repeats_reuse_off_posts_per_s": rates["repeats-off"],
+        "repeats_reuse_on_posts_per_s": rates["repeats-on"],
+        "rounds": args.rounds,
+        "harness_nice": args.harness_nice,
+        "stages": {k: st[k] for k in ("adaptive", "fixed", "single")},
+        "latency": lat,
+    }
+    _print_tables(out, args)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(out, indent=1))
     print(f"wrote {args.json}")

@@ -1,6 +1,6 @@
 """Replay all of ../shared/data through the worker's batch code, in one run.
 
-    python bench/replay_all.py [--runtimes onnx eager] [--json bench/results/replay_all.json]
+    python -m bench.replay_all [--runtimes onnx eager] [--json bench/results/replay_all.json]
 
 Starts its own redis-server and a loopback server for the dataset pictures, then runs
 ``emostream replay <data dir> --image-base-url <server>`` (as a function): every posts.csv,
@@ -16,18 +16,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from emostream.model.datasets import default_data_dir  # noqa: E402
-from emostream.testing import serve_directory, start_redis  # noqa: E402
-from emostream.worker.replay import run_replay  # noqa: E402
-from emostream.worker.settings import WorkerSettings  # noqa: E402
+from bench import REPO
+from emostream.model.training.datasets import default_data_dir
+from emostream.testing import serve_directory, start_redis
+from emostream.worker.replay.replayer import run_replay
+from emostream.worker.settings import WorkerSettings
 
 
 def replay(data_dir: Path, batch: int, runtime: str) -> dict:

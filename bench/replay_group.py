@@ -1,6 +1,6 @@
 """A replay on a worker group: one worker against two, in one run.
 
-    python bench/replay_group.py [--posts 3000] [--workers 1 2]
+    python -m bench.replay_group [--posts 3000] [--workers 1 2]
 
 For each worker count: a fresh 4-partition replay topic holding ``--posts`` GoEmotions
 comments (queued before any worker starts), that many ``emostream worker`` processes in a
@@ -24,16 +24,13 @@ from pathlib import Path
 
 import redis
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from bench.machine import machine  # noqa: E402
-from emostream.ingest.producer import PostProducer  # noqa: E402
-from emostream.ingest.record import make_post, now  # noqa: E402
-from emostream.ingest.settings import Settings  # noqa: E402
-from emostream.model.datasets import Dataset  # noqa: E402
-from emostream.testing import (  # noqa: E402
+from bench import REPO
+from bench.machine import machine
+from emostream.ingest.producer import PostProducer
+from emostream.ingest.settings import IngestSettings
+from emostream.model.training.datasets import Dataset
+from emostream.record import make_post, now
+from emostream.testing import (
     create_topics,
     free_port,
     local_worker_env,
@@ -47,7 +44,7 @@ def drain(broker: str, redis_port: int, texts: list[str], workers: int, work: Pa
     topic = f"replay-{run}"
     create_topics(broker, {topic: 4})
     producer = PostProducer(
-        Settings(env={}, kafka_bootstrap=broker, topic_posts=topic, ingest_metrics_port=0),
+        IngestSettings(env={}, kafka_bootstrap=broker, topic_posts=topic, ingest_metrics_port=0),
         "replay",
     )
     for i, text in enumerate(texts):
@@ -59,7 +56,7 @@ def drain(broker: str, redis_port: int, texts: list[str], workers: int, work: Pa
                                consumer_group=f"bench-{run}", run_id=run,
                                state_dir=str(work / f"state-{run}-{k}"))  # fmt: skip
         procs.append(subprocess.Popen(
-            [sys.executable, "-m", "emostream.worker.cli", "worker"], env={**os.environ, **env},
+            [sys.executable, "-m", "emostream.cli", "worker"], env={**os.environ, **env},
             stdout=open(work / f"{run}-{k}.log", "wb"), stderr=subprocess.STDOUT))  # fmt: skip
     r = redis.Redis(port=redis_port, decode_responses=True)
     prefix = f"emo:replay:{run}"

@@ -1,6 +1,6 @@
 """Accuracy of the shipped model per test split under each CPU runtime, against eager.
 
-    python bench/runtime_accuracy.py [--runtimes eager onnx onnx-int8] [--split test]
+    python -m bench.runtime_accuracy [--runtimes eager onnx onnx-int8] [--split test]
 
 Runs ``emostream eval --split SPLIT --runtime R`` for every runtime (same weights, same
 data; each writes its report outside the checkout), then prints one table with every
@@ -12,16 +12,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from bench.machine import machine  # noqa: E402
+from bench import REPO
+from bench.machine import machine
 
 TOLERANCE_PT = 0.5
 
@@ -71,7 +67,7 @@ def main() -> None:
     ap.add_argument("--split", default="test")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     args = ap.parse_args()
-    from emostream.model.cli import default_reports_dir
+    from emostream.model.training.shipping import default_reports_dir
 
     work = default_reports_dir() / "runtime-accuracy"
     results = {r: run_eval(r, args.split, work / r) for r in args.runtimes}

@@ -1,6 +1,6 @@
 """A soak: mixed traffic for a long while through a real worker, with faults on a schedule.
 
-    python bench/soak.py --minutes 30          # make soak
+    python -m bench.soak --minutes 30          # make soak
 
 A local broker, a redis-server with AOF, an image server over ../shared/data and one
 ``emostream worker`` process. A producer sends text, image and text+image posts at a steady
@@ -29,9 +29,9 @@ from kafka import KafkaConsumer, KafkaProducer
 from tqdm import tqdm
 
 from emostream.ingest.producer import PostProducer
-from emostream.ingest.record import make_post, now
-from emostream.ingest.settings import Settings
-from emostream.model.datasets import Dataset, default_data_dir
+from emostream.ingest.settings import IngestSettings
+from emostream.model.training.datasets import Dataset, default_data_dir
+from emostream.record import make_post, now
 from emostream.testing import (
     create_topics,
     free_port,
@@ -75,7 +75,7 @@ class Traffic(threading.Thread):
 
     def __init__(self, broker: str, topic: str, images: str, rate: float, data: Path) -> None:
         super().__init__(daemon=True)
-        settings = Settings(
+        settings = IngestSettings(
             env={}, kafka_bootstrap=broker, topic_posts=topic, ingest_metrics_port=0
         )
         self.producer = PostProducer(settings, "replay")
@@ -133,44 +133,75 @@ def proc_stats(pid: int) -> tuple[int, int]:
         return 0, 0
 
 
-def run(minutes: float, rate: float, out: Path) -> dict:
-    data = default_data_dir()
-    work = Path(tempfile.mkdtemp(prefix="emostream-soak-"))
-    tansu = start_tansu()
-    broker = f"127.0.0.1:{tansu.port}"
-    store = start_redis(work / "redis", aof=True)
-    images = serve_directory(data)
-    topic, dead = "soak.posts", "soak.dead"
-    create_topics(broker, {topic: 4, dead: 1})
-    metrics_port = free_port()
-    env = {
-        **os.environ,
-        **local_worker_env(
-            broker,
-            store.port,
-            metrics_port,
-            topic_posts=topic,
-            topic_dead_letter=dead,
-            consumer_group="soak",
-            device="cpu",
-            state_dir=str(work / "state"),
-        ),
-    }
+class _Rig:
+    """The broker, Redis, image server and worker of a soak run, and the faults on them."""
 
-    def start_worker(life: int) -> subprocess.Popen:
-        log = open(work / f"worker-{life}.log", "wb")  # noqa: SIM115
+    def __init__(self, work: Path) -> None:
+        self.work = work
+        self.tansu = start_tansu()
+        self.broker = f"127.0.0.1:{self.tansu.port}"
+        self.store = start_redis(work / "redis", aof=True)
+        self.images = serve_directory(default_data_dir())
+        self.topic, self.dead = "soak.posts", "soak.dead"
+        create_topics(self.broker, {self.topic: 4, self.dead: 1})
+        self.env = {
+            **os.environ,
+            **local_worker_env(
+                self.broker,
+                self.store.port,
+                free_port(),
+                topic_posts=self.topic,
+                topic_dead_letter=self.dead,
+                consumer_group="soak",
+                device="cpu",
+                state_dir=str(work / "state"),
+            ),
+        }
+        self.life = 0
+        self.worker = self._start_worker()
+        self.hostile_producer = KafkaProducer(bootstrap_servers=self.broker, acks="all")
+        self.hostile = 0
+
+    def _start_worker(self) -> subprocess.Popen:
+        log = open(self.work / f"worker-{self.life}.log", "wb")  # noqa: SIM115
         return subprocess.Popen(
-            [sys.executable, "-m", "emostream.worker.cli", "worker"],
-            env=env,
+            [sys.executable, "-m", "emostream.cli", "worker"],
+            env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
 
-    worker, life = start_worker(0), 0
-    traffic = Traffic(broker, topic, images.url, rate, data)
-    traffic.start()
-    hostile_producer = KafkaProducer(bootstrap_servers=broker, acks="all")
-    samples, events, hostile = [], [], 0
+    def fault(self, slot: int) -> str:
+        """The fault of a slot, in turn: hostile burst, kill -9, Redis restart."""
+        if slot % 3 == 1:  # a burst of hostile messages
+            for value in hostile_messages(slot):
+                self.hostile_producer.send(self.topic, key=b"hostile", value=value)
+            self.hostile_producer.flush()
+            self.hostile += len(hostile_messages(slot))
+            return "hostile burst"
+        if slot % 3 == 2:  # kill -9, restart
+            os.kill(self.worker.pid, signal.SIGKILL)
+            self.worker.wait(10)
+            self.life += 1
+            self.worker = self._start_worker()
+            return "kill -9"
+        # Redis restart (SIGTERM: it fsyncs its AOF), same port
+        self.store.stop()
+        self.store = start_redis(self.work / "redis", port=self.store.port, aof=True)
+        return "redis restart"
+
+    def stop(self) -> None:
+        self.hostile_producer.close()
+        self.worker.terminate()
+        self.worker.wait(60)
+        self.store.stop()
+        self.tansu.stop()
+        self.images.stop()
+
+
+def _drive(rig: _Rig, minutes: float) -> tuple[list[dict], list[dict]]:
+    """Samples the worker every 5 s and injects ten faults over the run."""
+    samples, events = [], []
     t0 = time.monotonic()
     end = t0 + minutes * 60
     every = max(60.0, minutes * 60 / 10)  # ten fault slots
@@ -178,61 +209,53 @@ def run(minutes: float, rate: float, out: Path) -> dict:
     bar = tqdm(total=int(minutes * 60), desc="soak", unit="s")
     while time.monotonic() < end:
         elapsed = time.monotonic() - t0
-        rss, fds = proc_stats(worker.pid)
-        samples.append({"t": round(elapsed, 1), "life": life, "rss_mib": rss, "fds": fds})
+        rss, fds = proc_stats(rig.worker.pid)
+        samples.append({"t": round(elapsed, 1), "life": rig.life, "rss_mib": rss, "fds": fds})
         if elapsed >= (slot + 1) * every:
             slot += 1
-            if slot % 3 == 1:  # a burst of hostile messages
-                for value in hostile_messages(slot):
-                    hostile_producer.send(topic, key=b"hostile", value=value)
-                hostile_producer.flush()
-                hostile += len(hostile_messages(slot))
-                events.append({"t": round(elapsed, 1), "event": "hostile burst"})
-            elif slot % 3 == 2:  # kill -9, restart
-                os.kill(worker.pid, signal.SIGKILL)
-                worker.wait(10)
-                life += 1
-                worker = start_worker(life)
-                events.append({"t": round(elapsed, 1), "event": "kill -9"})
-            else:  # Redis restart (SIGTERM: it fsyncs its AOF), same port
-                store.stop()
-                store = start_redis(work / "redis", port=store.port, aof=True)
-                events.append({"t": round(elapsed, 1), "event": "redis restart"})
+            events.append({"t": round(elapsed, 1), "event": rig.fault(slot)})
         bar.update(int(elapsed) - bar.n)
         time.sleep(5)
     bar.close()
-    traffic.stopping.set()
-    traffic.join()
-    hostile_producer.close()
-    r = redis.Redis(port=store.port, decode_responses=True)
-    sent = len(traffic.ids)
+    return samples, events
+
+
+def _outcome(rig: _Rig, ids: list[str]) -> dict:
+    """What reached Redis of the posts sent (waits up to 15 minutes for the backlog)."""
+    r = redis.Redis(port=rig.store.port, decode_responses=True)
     deadline = time.monotonic() + 900
-    while len(r.keys("emo:post:*")) < sent and time.monotonic() < deadline:
+    while len(r.keys("emo:post:*")) < len(ids) and time.monotonic() < deadline:
         time.sleep(2)
     keys = set(r.keys("emo:post:*"))
-    dead_letters = _count(broker, dead)
     counted = sum(int(v) for k in r.keys("emo:totals:*") for v in r.hvals(k))
-    lost = len({f"emo:post:{i}" for i in traffic.ids} - keys)
+    return {
+        "posts_sent": len(ids),
+        "posts_written": len(keys),
+        "lost": len({f"emo:post:{i}" for i in ids} - keys),
+        "counted": counted,
+        "double_counted": counted - len(keys),
+        "dead_letters": _count(rig.broker, rig.dead),
+    }
+
+
+def run(minutes: float, rate: float, out: Path) -> dict:
+    rig = _Rig(Path(tempfile.mkdtemp(prefix="emostream-soak-")))
+    traffic = Traffic(rig.broker, rig.topic, rig.images.url, rate, default_data_dir())
+    traffic.start()
+    samples, events = _drive(rig, minutes)
+    traffic.stopping.set()
+    traffic.join()
     report = {
         "minutes": minutes,
         "rate_per_s": rate,
-        "posts_sent": sent,
-        "posts_written": len(keys),
-        "lost": lost,
-        "counted": counted,
-        "double_counted": counted - len(keys),
-        "hostile_sent": hostile,
-        "dead_letters": dead_letters,
+        **_outcome(rig, traffic.ids),
+        "hostile_sent": rig.hostile,
         "worker_lives": _lives(samples),
         "events": events,
         "samples": samples,
-        "worker_alive_at_end": worker.poll() is None,
+        "worker_alive_at_end": rig.worker.poll() is None,
     }
-    worker.terminate()
-    worker.wait(60)
-    store.stop()
-    tansu.stop()
-    images.stop()
+    rig.stop()
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1))
     _plot(report, out.with_suffix(".png"))

@@ -21,8 +21,8 @@ _EXPORTS = {
     "Prediction": "emostream.model.classifier",
     "PostInput": "emostream.model.encoder",
     "Weights": "emostream.model.weights",
-    "Post": "emostream.ingest.record",
-    "RecordError": "emostream.ingest.record",
+    "Post": "emostream.record",
+    "RecordError": "emostream.record",
     "Settings": "emostream.ingest.settings",
     "SettingError": "emostream.ingest.settings",
     "WorkerSettings": "emostream.worker.settings",
@@ -30,22 +30,23 @@ _EXPORTS = {
 
 __all__ = [
     "EmotionClassifier",
+    "IngestSettings",
+    "KafkaSettings",
     "Post",
     "PostInput",
     "Prediction",
     "RecordError",
     "SettingError",
-    "Settings",
     "Weights",
     "WorkerSettings",
 ]
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and editors
-    from emostream.ingest.record import Post, RecordError
-    from emostream.ingest.settings import SettingError, Settings
+    from emostream.ingest.settings import IngestSettings, SettingError
     from emostream.model.classifier import EmotionClassifier, Prediction
     from emostream.model.encoder import PostInput
     from emostream.model.weights import Weights
+    from emostream.record import Post, RecordError
     from emostream.worker.settings import WorkerSettings
 
 

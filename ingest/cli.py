@@ -9,10 +9,10 @@ from pathlib import Path
 
 from prometheus_client import start_http_server
 
-from .settings import Settings
+from .settings import IngestSettings
 
 
-def _start(settings: Settings, source: str):
+def _start(settings: IngestSettings, source: str):
     from .producer import PostProducer
 
     if settings.ingest_metrics_port:
@@ -31,7 +31,7 @@ def cmd_replay(args) -> int:
     from .runner import run
     from .sources.replay import count_rows, files_of, replay
 
-    settings = Settings()
+    settings = IngestSettings()
     run_id = args.run_id or ("live" if args.live else uuid.uuid4().hex[:12])
     files = files_of([Path(p) for p in args.paths])
     total = count_rows(files)
@@ -63,7 +63,7 @@ def cmd_reddit(args) -> int:
     from .runner import run
     from .sources.reddit import RedditSource
 
-    settings = Settings()
+    settings = IngestSettings()
     source = RedditSource(settings)
     producer = _start(settings, "reddit")
     summary = run(
@@ -82,7 +82,7 @@ def cmd_flickr(args) -> int:
     from .runner import run
     from .sources.flickr import FlickrSource
 
-    settings = Settings()
+    settings = IngestSettings()
     source = FlickrSource(settings)
     producer = _start(settings, "flickr")
     items = source.new_photos() if args.once else source.stream()

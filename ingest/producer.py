@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from kafka import KafkaProducer
 from kafka.errors import KafkaError, KafkaTimeoutError
 
+from emostream.record import Post, encode, key
 from emostream.retry import Backoff, retry
 
 from . import metrics as m
-from .record import Post, encode, key
-from .settings import Settings
+from .settings import IngestSettings
 
 log = logging.getLogger("emostream.ingest")
 
@@ -57,7 +57,7 @@ def _connect(config: dict, give_up_after_s: float) -> KafkaProducer:
 
 
 class PostProducer:
-    def __init__(self, settings: Settings, source: str, **overrides) -> None:
+    def __init__(self, settings: IngestSettings, source: str, **overrides) -> None:
         compression = settings.producer_compression
         config = dict(
             bootstrap_servers=settings.kafka_bootstrap.split(","),

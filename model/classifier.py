@@ -6,6 +6,14 @@
 
 Every prediction says which modalities it used and carries the model version. A post
 whose image cannot be decoded is classified on its text (``image_status`` says why).
+
+Every prediction names the language of its text (``model/language.py``). The model reads
+English only; what becomes of a text in another language is ``unsupported_language``:
+
+- ``image`` (default): the post is classified from its picture alone when it has one;
+  otherwise its status is ``unsupported_language``, with no emotion and no sentiment;
+- ``skip``: such a post is never classified (``unsupported_language``, picture or not);
+- ``read``: the text is read as if it were English (the English model's guess).
 """
 
 from __future__ import annotations
@@ -29,6 +37,12 @@ class Prediction:
     """What the prediction used: ("text",), ("image",) or ("text", "image")."""
     image_status: str
     model_version: str
+    language: str = ""
+    """The language of the post's text (ISO 639-1; ``und``: too little text to tell;
+    "": no text)."""
+    status: str = "classified"
+    """``classified``, or ``unsupported_language``: not classified (label, sentiment and
+    scores empty), its text is in a language the model cannot read."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -41,7 +55,14 @@ class EmotionClassifier:
         device=None,
         precision: str = "auto",
         runtime: str = "auto",
+        unsupported_language: str = "image",
     ) -> None:
+        if unsupported_language not in LANGUAGE_POLICIES:
+            raise ValueError(
+                f"unsupported_language must be one of {LANGUAGE_POLICIES}, "
+                f"not {unsupported_language!r}"
+            )
+        self.unsupported_language = unsupported_language
         self.device = pick_device(device)
         self.model, self.card = weights.load(self.device)
         self.version: str = self.card["version"]
@@ -58,6 +79,7 @@ class EmotionClassifier:
             precision=precision,
             runtime=runtime,
             normalization=enc.get("normalization"),
+            read_any_language=unsupported_language == "read",
         )
         if self.encoder.version != enc["version"]:
             raise RuntimeError(
@@ -79,6 +101,11 @@ class EmotionClassifier:
         preds: list[Prediction | None] = []
         for i in range(len(batch)):
             m = batch.mask[i]
+            language = batch.language[i] if batch.language else ""
+            unread = batch.unread(i)
+            if unread and (self.unsupported_language == "skip" or not m.any()):
+                preds.append(self._not_read(language, batch.image_status[i]))
+                continue
             if not m.any():
                 preds.append(None)
                 continue
@@ -92,12 +119,28 @@ class EmotionClassifier:
                     modalities=mods,
                     image_status=batch.image_status[i],
                     model_version=self.version,
+                    language=language,
                 )
             )
         return preds
 
+    def _not_read(self, language: str, image_status: str) -> Prediction:
+        return Prediction(
+            label="",
+            emotions={},
+            sentiment="",
+            sentiments={},
+            modalities=(),
+            image_status=image_status,
+            model_version=self.version,
+            language=language,
+            status="unsupported_language",
+        )
+
 
 HEADS = ("emotion", "sentiment")
+LANGUAGE_POLICIES = ("image", "skip", "read")
+"""What becomes of a post whose text the model cannot read (see the module docstring)."""
 
 
 def _rounded(names: tuple[str, ...], probs: torch.Tensor) -> dict[str, float]:

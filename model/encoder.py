@@ -6,6 +6,10 @@ image feature row per post, zeros where the modality is absent, and a boolean ma
 that fails to decode makes that post text-only; its reason is in ``image_status``.
 A post with neither text nor a usable image is an error, unless ``strict=False``, in
 which case it is reported in ``empty`` and the caller decides.
+
+Each text's language is detected (``model/language.py``); a text the model cannot read
+is left out of the text modality (its row stays zero, ``language`` names it), unless
+``read_any_language`` is set. A post whose only text is unreadable is not an error.
 """
 
 from __future__ import annotations
@@ -15,10 +19,11 @@ from dataclasses import dataclass
 
 import torch
 
+from .backbones import ImageBackbone, TextBackbone, image_backbone, text_backbone
+from .language import LanguageDetector, readable
+from .preprocessing import ImageDecodeError
 from .text_normalization import VERSION as TEXT_NORMALIZATION
 from .text_normalization import normalize
-from .backbones import ImageBackbone, TextBackbone, image_backbone, text_backbone
-from .preprocessing import ImageDecodeError
 
 TEXT, IMAGE = 0, 1
 
@@ -38,6 +43,12 @@ class EncodedBatch:
     image: torch.Tensor  # (B, image_dim) float32
     mask: torch.Tensor  # (B, 2) bool: [has_text, has_image]
     image_status: list[str]  # "ok", "absent" or "error:<reason>" per post
+    language: list[str] | None = None
+    """Per post, the language of its text (ISO 639-1, ``und``; "" without text)."""
+
+    def unread(self, i: int) -> bool:
+        """Post ``i`` has text in a language the model cannot read, left out of the mask."""
+        return bool(self.language) and not readable(self.language[i] or "en")
 
     def __len__(self) -> int:
         return self.mask.shape[0]
@@ -98,6 +109,7 @@ class Encoder:
         channels_last: bool = True,
         runtime: str = "eager",
         normalization: str | None = TEXT_NORMALIZATION,
+        read_any_language: bool = False,
     ) -> None:
         if normalization not in (None, TEXT_NORMALIZATION):
             raise ValueError(
@@ -107,6 +119,9 @@ class Encoder:
         self.normalization = normalization
         """The text recipe of ``model/text_normalization.py`` applied before tokenising
         (None: raw text, as the heads of ``Weights.COMMONSPACE_V1`` were trained)."""
+        self.languages = LanguageDetector()
+        self.read_any_language = read_any_language
+        """Read every text as English (no text is left out for its language)."""
         self.image_backbone = image_backbone(image) if isinstance(image, str) else image
         self.text_backbone = text_backbone(text) if isinstance(text, str) else text
         self.device = pick_device(device)
@@ -122,14 +137,14 @@ class Encoder:
         onnx = self.runtime.startswith("onnx")
         self.image_pass = 128 if cuda else (8 if onnx else 4)
         """Pictures per forward pass. On CPU, EfficientNet-Lite0 on torch is fastest in small
-        passes (``python bench/encoders.py`` on 2 cores, channels_last: 72 / 90 / 101 / 83 /
+        passes (``python -m bench.encoders`` on 2 cores, channels_last: 72 / 90 / 101 / 83 /
         49 images/s at 1 / 2 / 4 / 8 / 32 per pass): larger ones spill the caches; on ONNX
-        Runtime 8 (``python bench/cpu_runtime.py --passes``). On a GPU large passes fill the
+        Runtime 8 (``python -m bench.cpu_runtime --passes``). On a GPU large passes fill the
         device."""
         self.text_pass = 256 if cuda else 16
         """Texts per forward pass (torch on CPU: 101 / 137 / 146 / 116 texts/s at 1 / 8 / 16
         / 32; ONNX Runtime, ``classify`` on batches of 64 GoEmotions comments: 522 / 549 /
-        495 / 371 posts/s at 8 / 16 / 32 / 64, ``python bench/cpu_runtime.py --passes``).
+        495 / 371 posts/s at 8 / 16 / 32 / 64, ``python -m bench.cpu_runtime --passes``).
         Each pass pads its texts to the longest, so smaller passes of length-sorted texts
         pad less."""
         self._image_net: torch.nn.Module | None = None
@@ -250,7 +265,15 @@ class Encoder:
             except ImageDecodeError as exc:
                 status.append(f"error:{exc.reason}")
         texts = {i: p.text for i, p in enumerate(posts) if p.text is not None and p.text.strip()}
-        empty = [i for i in range(n) if i not in texts and i not in decoded]
+        language = [""] * n
+        for i, t in texts.items():
+            language[i] = self.languages.detect(t)
+        texts = self.readable_texts(texts, language)
+        empty = [
+            i
+            for i in range(n)
+            if i not in texts and i not in decoded and readable(language[i] or "en")
+        ]
         if empty and strict:
             raise EmptyPostError(
                 f"posts at positions {empty} have neither text nor a usable image "
@@ -266,4 +289,11 @@ class Encoder:
             idx = list(decoded)
             image_feats[idx] = self.encode_images([decoded[i] for i in idx])
             mask[idx, IMAGE] = True
-        return EncodedBatch(text_feats, image_feats, mask, status)
+        return EncodedBatch(text_feats, image_feats, mask, status, language)
+
+    def readable_texts(self, texts: dict[int, str], language: list[str]) -> dict[int, str]:
+        """The texts the model reads: all with ``read_any_language``, else those whose
+        language it can read."""
+        if self.read_any_language:
+            return texts
+        return {i: t for i, t in texts.items() if readable(language[i])}

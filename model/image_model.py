@@ -17,15 +17,16 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from .pretrained import efficientnet_lite
+
 TUNED_FROM = {"efficientnet-lite0": 11, "efficientnet-lite1": 15}
 """First fine-tuned block per base: the start of the 192-channel stage (Lite0 has 16
 blocks, Lite1 21)."""
 
 
 def _base_net(base: str) -> nn.Module:
-    from .backbones import IMAGE_BACKBONES
-
-    return IMAGE_BACKBONES[base].build().net  # the package's EfficientNet, unpooled
+    n = int(base.removeprefix("efficientnet-lite"))
+    return efficientnet_lite(n).net  # the package's EfficientNet, unpooled
 
 
 class EfficientNetLite(nn.Module):

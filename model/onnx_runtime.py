@@ -1,7 +1,7 @@
 """The encoders on ONNX Runtime: the fast CPU path.
 
 ``runtime="onnx"`` runs both encoders in fp32 on ONNX Runtime: the same features as torch
-(to about 1e-5) and, measured side by side on 2 cores (``python bench/cpu_runtime.py``),
+(to about 1e-5) and, measured side by side on 2 cores (``python -m bench.cpu_runtime``),
 faster, the image encoder most. ``runtime="onnx-int8"`` also stores the text encoder's
 weight matrices as int8 (dynamic quantization): faster again on text, but it moves about
 2-3% of top labels and has cost up to 2 points on a test split, depending on the weights
@@ -43,7 +43,7 @@ def _session(path: Path):
     """A CPU session. Its threads sleep between runs instead of spinning: the text and the
     image session (and torch, for the head and the image batch) take turns on the same
     cores, and a session whose idle threads spin for a while after each run slows the
-    next one down. Measured on 2 cores (``python bench/cpu_runtime.py``, docs/performance.md).
+    next one down. Measured on 2 cores (``python -m bench.cpu_runtime``, docs/performance.md).
     ``EMOSTREAM_ORT_SPIN=1`` restores ONNX Runtime's default (spinning)."""
     import onnxruntime as ort
 

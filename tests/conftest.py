@@ -12,7 +12,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from hypothesis import settings as hypothesis_settings  # noqa: E402
 
-from emostream.model.datasets import default_data_dir  # noqa: E402
+from emostream.model.training.datasets import default_data_dir
 
 # CI runs the same examples every time (a failure is then a regression, not a dice roll);
 # HYPOTHESIS_PROFILE=explore searches afresh.
@@ -39,7 +39,7 @@ def encoder():
 @pytest.fixture(scope="session")
 def feature_cache(encoder, tmp_path_factory):
     """A cache of its own, so tests really encode (nothing stale from a developer's run)."""
-    from emostream.model.feature_cache import FeatureCache
+    from emostream.model.training.feature_cache import FeatureCache
 
     return FeatureCache(encoder, tmp_path_factory.mktemp("features"))
 
@@ -154,7 +154,7 @@ def worker_process(tmp_path):
         env = local_worker_env(broker, redis_port, port, **{"device": "cpu", **settings})
         log = tmp_path / f"worker-{len(started)}.log"
         proc = subprocess.Popen(
-            [sys.executable, "-m", "emostream.worker.cli", "worker"],
+            [sys.executable, "-m", "emostream.cli", "worker"],
             env={**os.environ, **env},
             stdout=open(log, "wb"),  # noqa: SIM115
             stderr=subprocess.STDOUT,
@@ -196,7 +196,7 @@ def api_process():
             "EMOSTREAM_API_HOST": "127.0.0.1",
         }
         proc = subprocess.Popen(
-            [sys.executable, "-m", "emostream.worker.cli", "api"],
+            [sys.executable, "-m", "emostream.cli", "api"],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

@@ -10,9 +10,9 @@ from pathlib import Path
 import redis
 
 from emostream.ingest.producer import PostProducer
-from emostream.ingest.record import Post, make_post, now
-from emostream.ingest.settings import Settings
-from emostream.model.datasets import Dataset
+from emostream.ingest.settings import IngestSettings
+from emostream.model.training.datasets import Dataset
+from emostream.record import Post, make_post, now
 
 
 def fuzz_examples(default: int) -> int:
@@ -93,7 +93,9 @@ def dead_letters(broker: str, topic: str, group: str) -> list[dict]:
 
 
 def produce(broker: str, topic: str, posts: list[Post]) -> None:
-    settings = Settings(env={}, kafka_bootstrap=broker, topic_posts=topic, ingest_metrics_port=0)
+    settings = IngestSettings(
+        env={}, kafka_bootstrap=broker, topic_posts=topic, ingest_metrics_port=0
+    )
     producer = PostProducer(settings, "replay")
     for p in posts:
         producer.send(p)

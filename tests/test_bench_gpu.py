@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parent.parent
 def test_without_cuda_it_says_so_and_writes_nothing(tmp_path):
     out = tmp_path / "gpu.json"
     done = subprocess.run(
-        [sys.executable, "bench/gpu.py", "--json", str(out)],
+        [sys.executable, "-m", "bench.gpu", "--json", str(out)],
         cwd=REPO,
         capture_output=True,
         text=True,

@@ -7,7 +7,7 @@ import pytest
 
 from emostream.model.classifier import EmotionClassifier
 from emostream.model.encoder import PostInput
-from emostream.model.labels import EMOTIONS, SENTIMENTS
+from emostream.model.training.labels import EMOTIONS, SENTIMENTS
 
 SAMPLE = Path(__file__).resolve().parent.parent / "model" / "sample"
 
@@ -32,6 +32,9 @@ def test_every_sample_post_gets_a_prediction(clf, sample):
     preds = clf.classify(posts)
     assert len(preds) == len(recs)
     for r, p in zip(recs, preds, strict=True):
+        if p.status == "unsupported_language":  # the Spanish post, no picture
+            assert p.language == "es" and r["image"] is None and p.label == ""
+            continue
         assert p.label in EMOTIONS and p.sentiment in SENTIMENTS
         assert abs(sum(p.emotions.values()) - 1) < 1e-3
         assert abs(sum(p.sentiments.values()) - 1) < 1e-3
@@ -45,6 +48,27 @@ def test_every_sample_post_gets_a_prediction(clf, sample):
             assert p.modalities == ("image",)
         else:
             assert p.modalities == ("text", "image")
+
+
+SAMPLE_EXPECTED = {
+    "sample:004": "anger",  # r/rage: the landlord kept our deposit AGAIN
+    "sample:005": "anger",
+    "sample:007": "anger",  # r/mildlyinfuriating: the update deleted my settings
+    "sample:029": "anger",
+    "sample:030": "anger",  # the train is late AGAIN 🤬🤬
+    "sample:031": "joy",  # 🥳🎉🎉
+    "sample:032": "neutral",  # a question
+    "sample:033": "sadness",  # my exam results 😭💔
+    "sample:034": "unsupported_language",  # Spanish, no picture
+}
+
+
+def test_the_demo_sample_reads_as_a_person_would(clf, sample):
+    """What `make demo` shows: its emoji and question posts, its r/rage and
+    r/mildlyinfuriating posts, and its post in Spanish."""
+    recs, posts = sample
+    got = {r["id"]: p.label or p.status for r, p in zip(recs, clf.classify(posts), strict=True)}
+    assert {i: got[i] for i in SAMPLE_EXPECTED} == SAMPLE_EXPECTED
 
 
 def test_obvious_texts_get_the_obvious_emotion(clf):

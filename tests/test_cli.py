@@ -10,7 +10,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def run(*args):
     return subprocess.run(
-        [sys.executable, "-m", "emostream.model.cli", *args],
+        [sys.executable, "-m", "emostream.cli", *args],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -73,7 +73,7 @@ def test_eval_writes_outside_the_repository_by_default(tmp_path):
 
     env_out = tmp_path / "reports"
     out = subprocess.run(
-        [sys.executable, "-m", "emostream.model.cli", "eval", "--datasets", "twitter-ii"],
+        [sys.executable, "-m", "emostream.cli", "eval", "--datasets", "twitter-ii"],
         cwd=REPO,
         capture_output=True,
         text=True,

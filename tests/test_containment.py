@@ -8,7 +8,7 @@ import asyncio
 import pytest
 import redis
 
-from emostream.ingest.record import encode, make_post, now
+from emostream.record import encode, make_post, now
 from emostream.worker.containment import SystemicFailure, bisect_failures
 from emostream.worker.pipeline import Message
 

@@ -163,7 +163,7 @@ def test_openapi_document(api):
     url, _ = api
     doc = httpx.get(f"{url}/openapi.json").json()
     assert doc["openapi"].startswith("3.")
-    from emostream.worker.dashboard_api import create_api
+    from emostream.worker.api.server import create_api
     from emostream.worker.settings import WorkerSettings
 
     routes = {
@@ -226,7 +226,7 @@ def test_openapi_result_schema_is_the_stored_result():
 
     import msgspec
 
-    from emostream.worker.api_schema import PostResult, openapi
+    from emostream.worker.api.schema import PostResult, openapi
     from emostream.worker.store import Result
 
     t = datetime(2026, 1, 1, tzinfo=UTC)

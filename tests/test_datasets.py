@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from emostream.model.datasets import DATASETS, SPLITS, Dataset
-from emostream.model.labels import EMOTIONS, SENTIMENTS, emotion_of, sentiment_of
-from emostream.model.targets import emotion_target, label_space, sentiment_target
+from emostream.model.training.datasets import DATASETS, SPLITS, Dataset
+from emostream.model.training.labels import EMOTIONS, SENTIMENTS, emotion_of, sentiment_of
+from emostream.model.training.targets import emotion_target, label_space, sentiment_target
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,7 @@ def test_counts_per_split_and_label_match_manifest(name, data_dir, manifest):
 def test_goemotions_labels_follow_the_monitor_guide(data_dir):
     """Questions and stances are neutral, astonishment is surprise (docs/labels.md); the
     published Ekman label stays beside it."""
-    from emostream.model.labels import goemotions_emotions, goemotions_sentiments
+    from emostream.model.training.labels import goemotions_emotions, goemotions_sentiments
 
     assert goemotions_emotions(["curiosity"]) == ["neutral"]
     assert goemotions_emotions(["confusion", "surprise"]) == ["surprise"]

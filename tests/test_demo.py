@@ -10,7 +10,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def test_demo_classifies_every_sample_post_through_the_real_pipeline(tmp_path):
     out = subprocess.run(
-        [sys.executable, "-m", "emostream.worker.cli", "demo", "--metrics-port", "0"],
+        [sys.executable, "-m", "emostream.cli", "demo", "--metrics-port", "0"],
         cwd=tmp_path,  # writes nothing where it runs: its files go under the state dir
         env={**os.environ, "EMOSTREAM_STATE_DIR": str(tmp_path / "state")},
         capture_output=True,

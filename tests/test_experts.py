@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from emostream.model.checkpoint import load_checkpoint, save_checkpoint
-from emostream.model.datasets import DATASETS, Dataset
 from emostream.model.experts import expert_spec, mix
 from emostream.model.fusion import FusionConfig, build
-from emostream.model.labels import EMOTIONS, SENTIMENTS
-from emostream.model.served import experts_for, heads_for
+from emostream.model.training.datasets import DATASETS, Dataset
+from emostream.model.training.labels import EMOTIONS, SENTIMENTS
+from emostream.model.training.tasks import experts_for, heads_for
 
 # served head "emotion" (4 classes); expert "a" knows served classes 0 and 2 (its two
 # labels), expert "b" knows 1 and 3, its first two labels both meaning class 1.
@@ -107,8 +107,8 @@ def test_every_dataset_is_an_expert_for_the_head_its_labels_speak_to(data_dir):
 
 
 def test_the_gate_learns_each_row_s_dataset_with_datasets_weighing_alike(make_batch):
-    from emostream.model.feature_cache import Features
-    from emostream.model.gate import gate_set
+    from emostream.model.training.feature_cache import Features
+    from emostream.model.training.gate import gate_set
 
     parts = [Features([], *make_batch("b" * n, seed=n)) for n in (2, 6, 4)]
     ts = gate_set(parts, "gate")
@@ -119,9 +119,9 @@ def test_the_gate_learns_each_row_s_dataset_with_datasets_weighing_alike(make_ba
 
 
 def test_fitting_the_gate_leaves_every_other_weight_as_it_was(make_batch):
-    from emostream.model.feature_cache import Features
-    from emostream.model.gate import fit_gate
-    from emostream.model.training import TrainConfig
+    from emostream.model.training.feature_cache import Features
+    from emostream.model.training.gate import fit_gate
+    from emostream.model.training.loop import TrainConfig
 
     torch.manual_seed(0)
     heads = {"emotion": 4, "a": 2, "b": 3}
@@ -166,8 +166,8 @@ def test_mixture_in_half_precision_stays_finite(dtype):
 def test_training_the_served_model_fits_a_gate_that_tells_the_datasets_apart(
     feature_cache, data_dir
 ):
-    from emostream.model.served import _load, train_served
-    from emostream.model.training import TrainConfig
+    from emostream.model.training.loop import TrainConfig
+    from emostream.model.training.served_training import _load, train_served
 
     datasets = ("reddit-emotions", "twitter-ii")
     cfg = TrainConfig(epochs=2, lr=1e-3, modality_dropout=0.3)

@@ -18,8 +18,8 @@ import redis
 from helpers import metric, metrics, produce, text_posts, wait_for, written
 
 from emostream.ingest.producer import PostProducer
-from emostream.ingest.record import make_post, now
-from emostream.ingest.settings import Settings
+from emostream.ingest.settings import IngestSettings
+from emostream.record import make_post, now
 from emostream.testing import create_topics, start_redis, start_tansu
 
 JPEG = (Path(__file__).resolve().parent.parent / "model/sample/images/flower.jpg").read_bytes()
@@ -201,7 +201,7 @@ def test_broker_gone_at_ingest_every_post_is_acked_or_counted_failed(data_dir):
     broker = f"127.0.0.1:{tansu.port}"
     try:
         create_topics(broker, {"gone": 1})
-        settings = Settings(
+        settings = IngestSettings(
             env={},
             kafka_bootstrap=broker,
             topic_posts="gone",
@@ -287,7 +287,7 @@ def test_ingest_waits_for_a_broker_that_starts_after_it(data_dir):
     t = threading.Thread(target=start_broker_after_two_failed_attempts)
     t.start()
     try:
-        settings = Settings(
+        settings = IngestSettings(
             env={}, kafka_bootstrap=f"127.0.0.1:{port}", topic_posts="late", ingest_metrics_port=0
         )
         producer = PostProducer(settings, "replay", bootstrap_timeout_ms=1000)  # per attempt

@@ -2,8 +2,8 @@
 
 import torch
 
-from emostream.model.datasets import Dataset
-from emostream.model.feature_cache import FeatureCache
+from emostream.model.training.datasets import Dataset
+from emostream.model.training.feature_cache import FeatureCache
 
 
 def test_second_read_encodes_nothing_and_new_items_only_themselves(encoder, data_dir, tmp_path):

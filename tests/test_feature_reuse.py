@@ -8,9 +8,9 @@ import shutil
 import pytest
 import torch
 
-from emostream.ingest.record import encode, make_post, now
-from emostream.model.datasets import Dataset
 from emostream.model.encoder import PostInput
+from emostream.model.training.datasets import Dataset
+from emostream.record import encode, make_post, now
 from emostream.worker.feature_reuse import FeatureReuse, digest
 
 

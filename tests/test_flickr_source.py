@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from emostream.ingest.settings import Settings
+from emostream.ingest.settings import IngestSettings
 from emostream.ingest.sources.flickr import FlickrError, FlickrSource
 
 
@@ -86,7 +86,7 @@ def flickr_api():
 
 
 def source(url, **kw):
-    s = Settings(
+    s = IngestSettings(
         env={},
         flickr_api_key=kw.pop("key", "key"),
         flickr_api_url=url,
@@ -134,7 +134,7 @@ def test_api_errors_raise(flickr_api):
 def test_calls_are_spaced_by_the_hourly_cap(flickr_api, monkeypatch):
     sleeps = []
     monkeypatch.setattr("emostream.ingest.sources.flickr.time.sleep", sleeps.append)
-    s = Settings(
+    s = IngestSettings(
         env={},
         flickr_api_key="key",
         flickr_api_url=flickr_api,

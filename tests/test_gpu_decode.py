@@ -17,7 +17,7 @@ from emostream.model.preprocessing import ImageDecodeError, ImageTransform
 @pytest.fixture(scope="module")
 def photo(data_dir) -> bytes:
     """A real picture, enlarged to 900x600 so that resizing has work to do."""
-    from emostream.model.datasets import Dataset
+    from emostream.model.training.datasets import Dataset
 
     item = Dataset.load("mvsa-single", data_dir).split("test")[0]
     img = Image.open(item.image_path).convert("RGB").resize((900, 600), Image.Resampling.BICUBIC)

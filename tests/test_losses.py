@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from emostream.model.losses import common_space_loss, soft_cross_entropy
+from emostream.model.training.losses import common_space_loss, soft_cross_entropy
 
 
 def test_zero_when_each_image_sits_on_its_own_text():
@@ -91,7 +91,7 @@ def test_soft_ce_restricted_to_allowed_classes_ignores_the_others():
 
 
 def test_class_weights_favour_rare_classes_and_keep_the_mean_row_weight():
-    from emostream.model.losses import class_weights
+    from emostream.model.training.losses import class_weights
 
     targets = torch.nn.functional.one_hot(torch.tensor([0] * 90 + [1] * 10), 2).float()
     w = class_weights(targets)

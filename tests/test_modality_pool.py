@@ -8,12 +8,12 @@ import pytest
 import torch
 
 from emostream.model.checkpoint import load_checkpoint, save_checkpoint
-from emostream.model.datasets import Item
 from emostream.model.experts import expert_spec
-from emostream.model.feature_cache import Features
 from emostream.model.fusion import FusionConfig, build, reconfigured
-from emostream.model.labels import EMOTIONS
-from emostream.model.pairs import (
+from emostream.model.training.datasets import Item
+from emostream.model.training.feature_cache import Features
+from emostream.model.training.labels import EMOTIONS
+from emostream.model.training.pairs import (
     Pairs,
     _matched,
     answers,

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from prometheus_client import REGISTRY
 
-from emostream.worker.offsets import OffsetTracker
+from emostream.worker.partition_offsets import OffsetTracker
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from emostream.model.classifier import EmotionClassifier
-from emostream.model.datasets import DATASETS, Dataset
 from emostream.model.encoder import Encoder, PostInput
+from emostream.model.training.datasets import DATASETS, Dataset
 
 SLICE = 24
 """Test posts per dataset compared."""

@@ -19,9 +19,9 @@ from helpers import dead_letters, metric, metrics, wait_for
 from kafka import KafkaProducer
 
 from emostream.model.classifier import EmotionClassifier
-from emostream.model.datasets import Dataset
 from emostream.model.encoder import PostInput
-from emostream.model.labels import EMOTIONS
+from emostream.model.training.datasets import Dataset
+from emostream.model.training.labels import EMOTIONS
 from emostream.model.weights import Weights
 from emostream.testing import create_topics, serve_directory
 
@@ -103,7 +103,7 @@ def test_every_post_has_exactly_one_correct_result(
         [
             sys.executable,
             "-m",
-            "emostream.worker.cli",
+            "emostream.cli",
             "ingest",
             "replay",
             str(src),

@@ -8,7 +8,7 @@ from helpers import fuzz_examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from emostream.ingest.record import RecordError, decode, encode, make_post
+from emostream.record import RecordError, decode, encode, make_post
 
 GOOD = {
     "v": 1,

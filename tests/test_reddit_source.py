@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from emostream.ingest.settings import Settings
+from emostream.ingest.settings import IngestSettings
 from emostream.ingest.sources.reddit import RedditSource, image_url_of
 
 SUBMISSIONS = [
@@ -111,7 +111,7 @@ def reddit_api():
 
 
 def settings(url, **kw):
-    return Settings(
+    return IngestSettings(
         env={},
         reddit_client_id="id",
         reddit_client_secret="secret",
@@ -149,7 +149,7 @@ def test_backfill_respects_the_limit_per_subreddit(reddit_api):
 
 def test_credentials_are_required():
     with pytest.raises(ValueError, match="EMOSTREAM_REDDIT_CLIENT_ID"):
-        RedditSource(Settings(env={}))
+        RedditSource(IngestSettings(env={}))
 
 
 class Fake:

@@ -12,9 +12,9 @@ import redis
 from helpers import metric, wait_for, written
 from kafka import KafkaProducer
 
-from emostream.ingest.record import RecordError, encode, make_post, now
+from emostream.record import RecordError, encode, make_post, now
 from emostream.testing import create_topics
-from emostream.worker.dead_letters import DEAD_LETTER_ORIGINAL_BYTES, dead_letter_payload
+from emostream.worker.deadletters.payload import DEAD_LETTER_ORIGINAL_BYTES, dead_letter_payload
 
 
 def cli(broker: str, topic: str, dlq: str, *args: str) -> str:
@@ -25,7 +25,7 @@ def cli(broker: str, topic: str, dlq: str, *args: str) -> str:
         "EMOSTREAM_TOPIC_DEAD_LETTER": dlq,
     }
     out = subprocess.run(
-        [sys.executable, "-m", "emostream.worker.cli", "deadletters", *args],
+        [sys.executable, "-m", "emostream.cli", "deadletters", *args],
         env=env,
         capture_output=True,
         text=True,

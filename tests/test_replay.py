@@ -7,7 +7,7 @@ import redis
 from helpers import produce, text_posts, wait_for, written
 
 from emostream.testing import create_topics
-from emostream.worker.replay import run_replay
+from emostream.worker.replay.replayer import run_replay
 from emostream.worker.settings import WorkerSettings
 
 

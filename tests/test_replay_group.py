@@ -12,7 +12,7 @@ import redis
 from helpers import metrics, text_posts, wait_for, written
 
 from emostream.testing import create_topics
-from emostream.worker.replay_progress import progress
+from emostream.worker.replay.progress import progress
 from emostream.worker.settings import WorkerSettings
 
 CLASSIFIED = "emostream_posts_classified_total"
@@ -41,7 +41,7 @@ def test_two_workers_drain_a_replay_topic_into_the_runs_namespace(
         "EMOSTREAM_INGEST_METRICS_PORT": "0",
     }
     out = subprocess.run(
-        [sys.executable, "-m", "emostream.worker.cli", "ingest", "replay", str(src),
+        [sys.executable, "-m", "emostream.cli", "ingest", "replay", str(src),
          "--run-id", run, "--quiet"],
         env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip

@@ -7,9 +7,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from emostream.ingest.record import Post, RecordError
 from emostream.ingest.sources.replay import count_rows, files_of, replay
 from emostream.pacing import Pacer
+from emostream.record import Post, RecordError
 
 
 def test_research_posts_csv_becomes_posts(data_dir):

@@ -9,7 +9,7 @@ import pytest
 import redis
 from helpers import produce, text_posts, wait_for
 
-from emostream.ingest.settings import SettingError, Settings
+from emostream.ingest.settings import IngestSettings, SettingError
 from emostream.testing import create_topics, start_redis
 from emostream.worker.app import broker_credentials
 from emostream.worker.settings import WorkerSettings
@@ -91,14 +91,14 @@ def test_kafka_security_settings_map_to_both_clients():
     assert broker_credentials(WorkerSettings(env={})) is None
     assert broker_credentials(WorkerSettings(env={}, kafka_security_protocol="SSL")) is not None
     with pytest.raises(SettingError, match="needs EMOSTREAM_KAFKA_SASL_USERNAME"):
-        Settings(env={}, kafka_security_protocol="SASL_PLAINTEXT").kafka_client_options()
+        IngestSettings(env={}, kafka_security_protocol="SASL_PLAINTEXT").kafka_client_options()
     with pytest.raises(SettingError, match="must be one of"):
-        Settings(env={}, kafka_security_protocol="TLS").kafka_client_options()
+        IngestSettings(env={}, kafka_security_protocol="TLS").kafka_client_options()
 
 
 def test_ingest_cli_never_prints_secrets(tmp_path):
     out = subprocess.run(
-        [sys.executable, "-m", "emostream.worker.cli", "settings"],
+        [sys.executable, "-m", "emostream.cli", "settings"],
         capture_output=True,
         text=True,
         timeout=60,

@@ -7,12 +7,12 @@ import torch
 
 from emostream.model.backbones import DELTAS_DIR, IMAGE_BACKBONES, TEXT_BACKBONES
 from emostream.model.checkpoint import load_checkpoint
-from emostream.model.cli import model_version
-from emostream.model.datasets import DATASETS, Dataset
 from emostream.model.encoder import Encoder
-from emostream.model.feature_cache import FeatureCache
-from emostream.model.labels import EMOTIONS, SENTIMENTS
-from emostream.model.served import TASKS, evaluate_dataset
+from emostream.model.training.datasets import DATASETS, Dataset
+from emostream.model.training.feature_cache import FeatureCache
+from emostream.model.training.labels import EMOTIONS, SENTIMENTS
+from emostream.model.training.shipping import model_version
+from emostream.model.training.tasks import TASKS, evaluate_dataset
 from emostream.model.weights import Weights
 
 MAX_SHIPPED_BYTES = 25 * 1000 * 1000
@@ -213,7 +213,7 @@ def test_neutral_offsets_fitted_on_val_pick_the_best_macro_f1(served, data_dir, 
     """``emostream train --neutral-offsets`` (offsets.py), on the shipped heads: the
     mvsa-single expert gets the offset of the best val macro-F1, only on its neutral
     label; its table's 0 is the model as shipped."""
-    from emostream.model.offsets import fit_neutral_offsets
+    from emostream.model.training.neutral_offsets import fit_neutral_offsets
 
     model, _ = served
     val = {}

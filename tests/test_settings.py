@@ -2,7 +2,7 @@
 
 import pytest
 
-from emostream.ingest.settings import SettingError, Settings
+from emostream.ingest.settings import IngestSettings, SettingError
 from emostream.worker.settings import WorkerSettings
 
 
@@ -25,18 +25,18 @@ def test_bad_values_are_clear_errors():
     with pytest.raises(SettingError, match="EMOSTREAM_MAX_BATCH='many'"):
         WorkerSettings(env={"EMOSTREAM_MAX_BATCH": "many"})
     with pytest.raises(SettingError, match="unknown settings"):
-        Settings(env={}, max_bach=3)
+        IngestSettings(env={}, max_bach=3)
 
 
 def test_secrets_from_files_and_never_in_repr(tmp_path):
     f = tmp_path / "secret"
     f.write_text("s3cr3t-value\n")
-    s = Settings(
+    s = IngestSettings(
         env={"EMOSTREAM_REDDIT_CLIENT_SECRET_FILE": str(f), "EMOSTREAM_FLICKR_API_KEY": "k3y-value"}
     )
     assert s.reddit_client_secret == "s3cr3t-value"
     assert "s3cr3t" not in repr(s) and "k3y-value" not in repr(s)
-    assert "s3cr3t" not in Settings.table()
+    assert "s3cr3t" not in IngestSettings.table()
 
 
 def test_every_setting_is_documented():
@@ -51,7 +51,7 @@ def _emostream(*args: str, env: dict[str, str]):
     import sys
 
     return subprocess.run(
-        [sys.executable, "-m", "emostream.worker.cli", *args],
+        [sys.executable, "-m", "emostream.cli", *args],
         env={**os.environ, **env},
         capture_output=True,
         text=True,

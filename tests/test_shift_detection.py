@@ -13,8 +13,8 @@ import pytest
 import redis
 from helpers import produce, wait_for, written
 
-from emostream.ingest.record import make_post
-from emostream.model.datasets import Dataset
+from emostream.model.training.datasets import Dataset
+from emostream.record import make_post
 from emostream.testing import create_topics
 
 WINDOW = 600

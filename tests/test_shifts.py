@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from emostream.worker.shifts import ShiftRule, detect
+from emostream.worker.api.shifts import ShiftRule, detect
 
 RULE = ShiftRule()
 MIX = {"joy": 0.5, "neutral": 0.25, "sadness": 0.1, "anger": 0.08, "fear": 0.04, "surprise": 0.03}

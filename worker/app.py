@@ -27,10 +27,11 @@ from pathlib import Path
 import faust
 from prometheus_client import start_http_server
 
+from emostream.worker.deadletters.sender import DeadLetterSender
+from emostream.worker.partition_offsets import OffsetTracker
+
 from . import metrics as m
 from .batching import BatchSizer, adaptive_take
-from .dead_letters import DeadLetterSender
-from .offsets import OffsetTracker
 from .pipeline import BatchProcessor, Message
 from .settings import WorkerSettings
 

@@ -13,9 +13,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
-from emostream.ingest.record import Post
 from emostream.model.classifier import EmotionClassifier, Prediction
 from emostream.model.encoder import IMAGE, TEXT, EncodedBatch, PostInput
+from emostream.record import Post
 
 from . import metrics as m
 from .feature_reuse import FeatureReuse, digest
@@ -48,14 +48,19 @@ class BatchClassifier:
         mask = torch.zeros(n, 2, dtype=torch.bool)
         text = torch.zeros(n, enc.text_backbone.dim)
         image = torch.zeros(n, enc.image_backbone.dim)
-        t_rows = [i for i, p in enumerate(posts) if p.has_text]
+        language = [""] * n
+        texts = {i: p.text or "" for i, p in enumerate(posts) if p.has_text}
+        for i, t in texts.items():
+            language[i] = enc.languages.detect(t)
+        t_rows = list(enc.readable_texts(texts, language))
         if t_rows:
             text[t_rows] = self._text_features(posts, t_rows)
             mask[t_rows, TEXT] = True
         for i, feature in self._image_features(posts, images).items():
             image[i] = feature
             mask[i, IMAGE] = True
-        return self.classifier.predict_encoded(EncodedBatch(text, image, mask, images.status))
+        batch = EncodedBatch(text, image, mask, images.status, language)
+        return self.classifier.predict_encoded(batch)
 
     def _text_features(self, posts: list[Post], rows: list[int]) -> torch.Tensor:
         """Features of ``posts[rows]``' texts: each distinct text encoded once, recent ones

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from emostream.ingest.record import Post
 from emostream.model.gpu_decode import GpuJpegDecoder
 from emostream.model.preprocessing import ImageDecodeError
+from emostream.record import Post
 
 from . import metrics as m
 from .feature_reuse import FeatureReuse, digest

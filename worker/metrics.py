@@ -21,6 +21,12 @@ UNCLASSIFIABLE = Counter(
     "Posts written without a prediction (no text and the image failed), by image reason.",
     ["reason"],
 )
+BY_LANGUAGE = Counter(
+    "emostream_posts_by_language_total",
+    "Posts written with text, by its language (at most 40 values, then "
+    "'other'; und: too little text to tell) and whether the model read it.",
+    ["language", "read"],
+)
 DUPLICATES = Counter(
     "emostream_posts_duplicate_total",
     "Posts already written for this model version (redelivery); not counted again.",
@@ -80,37 +86,6 @@ CONSUMER_LAG = Gauge(
 )
 MODEL_INFO = Info("emostream_model", "The served model.")
 
-# -- the dashboard API (worker/dashboard_api.py) -----------------------------------------------
-API_REQUESTS = Counter(
-    "emostream_api_requests_total",
-    "Dashboard API requests, by route and status.",
-    ["route", "status"],
-)
-API_FEED_CLIENTS = Gauge("emostream_api_feed_clients", "Open Server-Sent Events connections.")
-SHIFT_SCORE = Gauge(
-    "emostream_emotion_shift_score",
-    "z-score of a channel's share of a label now against its own baseline, while flagged "
-    "(worker/shifts.py); at most SHIFT_SERIES series.",
-    ["source", "channel", "kind", "label"],
-)
-SHIFTS = Gauge("emostream_emotion_shifts", "Channel labels flagged as shifted right now.")
-SHIFT_SERIES = 50
-
-
-def show_shifts(found: list[dict], shown: set[tuple]) -> set[tuple]:
-    """Set the shift gauges to ``found`` (strongest SHIFT_SERIES); remove the series of
-    shifts that ended. Returns the label sets now shown."""
-    SHIFTS.set(len(found))
-    now = set()
-    for s in found[:SHIFT_SERIES]:
-        labels = (s["source"], s["channel"], s["kind"], s["label"])
-        SHIFT_SCORE.labels(*labels).set(s["score"])
-        now.add(labels)
-    for labels in shown - now:
-        SHIFT_SCORE.remove(*labels)
-    return now
-
-
 class BoundedLabel:
     """At most ``limit`` distinct values of a label get a series of their own (the first
     seen); every other value shares ``other``. Keeps /metrics bounded whatever the input."""
@@ -129,5 +104,7 @@ class BoundedLabel:
         return self.other
 
 
+LANGUAGES = BoundedLabel(40)
+"""The language label of BY_LANGUAGE (ISO 639-1 codes: py3langid knows 97)."""
 CHANNELS = BoundedLabel(100)
 """The channel label of BY_EMOTION; its limit is the ``metric_channels`` setting."""

@@ -32,9 +32,9 @@ from datetime import datetime
 import redis.exceptions
 import torch
 
-from emostream.ingest.record import Post, RecordError, decode, now
 from emostream.model import gpu_decode
 from emostream.model.classifier import EmotionClassifier, Prediction
+from emostream.record import Post, RecordError, decode, now
 from emostream.retry import Backoff, retry_async
 
 from . import metrics as m
@@ -93,6 +93,8 @@ class BatchReport:
     duplicates: int = 0
     dead_lettered: int = 0
     unclassifiable: int = 0
+    not_read: int = 0
+    """Posts not classified for their language (status unsupported_language)."""
     seconds: float = 0.0
     results: list[Result] = field(default_factory=list)
 
@@ -151,6 +153,7 @@ class BatchProcessor:
             device=device,
             precision=settings.precision,
             runtime=settings.runtime,
+            unsupported_language=settings.unsupported_language,
         )
         enc = classifier.encoder
         enc.image_backbone = dataclasses.replace(
@@ -250,7 +253,8 @@ class BatchProcessor:
         report.posts = len(kept)
         report.new = sum(fresh.values())
         report.duplicates += report.posts - report.new
-        report.unclassifiable = sum(1 for r in kept if not r.label)
+        report.unclassifiable = sum(1 for r in kept if r.status == "unclassifiable")
+        report.not_read = sum(1 for r in kept if r.not_read)
         report.results = kept
         report.seconds = time.perf_counter() - prepared.started
         m.BATCH_SECONDS.observe(report.seconds)
@@ -355,7 +359,7 @@ def _weights(name: str):
     try:
         return Weights[name]
     except KeyError:
-        from emostream.ingest.settings import SettingError
+        from emostream.settings import SettingError
 
         known = ", ".join(Weights.__members__)
         raise SettingError(f"EMOSTREAM_WEIGHTS={name!r} is not one of {known}") from None
@@ -367,10 +371,13 @@ def _count_written(results: list[Result], fresh: list[bool], done: datetime) -> 
         if not new:
             m.DUPLICATES.inc()
             continue
+        if r.language:
+            read = "no" if r.not_read or "text" not in r.modalities else "yes"
+            m.BY_LANGUAGE.labels(m.LANGUAGES(r.language), read).inc()
         if r.label:
             m.CLASSIFIED.labels(r.source, "+".join(r.modalities)).inc()
             m.BY_EMOTION.labels(r.source, m.CHANNELS(r.channel), r.label).inc()
-        else:
+        elif not r.not_read:
             m.UNCLASSIFIABLE.labels(r.image_status.removeprefix("error:")).inc()
         m.END_TO_END_SECONDS.observe(max(0.0, (done - r.ingested_at).total_seconds()))
         if r.received_at is not None:

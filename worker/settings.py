@@ -1,16 +1,16 @@
-"""Worker settings: the Kafka and ingest settings plus batching, images, Redis and metrics.
+"""Worker settings: the Kafka connection plus batching, images, Redis and metrics.
 
-See ``ingest/settings.py`` for how settings are declared and read (``EMOSTREAM_*``).
+See ``emostream/settings.py`` for how settings are declared and read (``EMOSTREAM_*``).
 """
 
 from __future__ import annotations
 
 import os
 
-from emostream.ingest.settings import Settings, setting
+from emostream.settings import KafkaSettings, setting
 
 
-class WorkerSettings(Settings):
+class WorkerSettings(KafkaSettings):
     # -- Consuming ----------------------------------------------------------------------------
     consumer_group: str = setting(
         "emostream-worker", "Kafka consumer group; workers in one group share the partitions."
@@ -94,6 +94,14 @@ class WorkerSettings(Settings):
         "Encoders' runtime: auto (onnx on CPU, eager on CUDA), eager (torch), onnx (ONNX "
         "Runtime, fp32: same features, faster) or onnx-int8 (int8 text weights: faster on "
         "text, up to 2 points of accuracy on some test sets; docs/performance.md).",
+    )
+    unsupported_language: str = setting(
+        "image",
+        "A post whose text is in a language the model cannot read (it reads English): image "
+        "(classified from its picture alone when it has one, else status "
+        "unsupported_language, counted in no emotion's share), skip (never classified) or "
+        "read (read as English anyway). docs/labels.md.",
+        choices=("image", "skip", "read"),
     )
     torch_threads: int = setting(0, "CPU threads for torch; 0: torch's default.")
     feature_reuse_size: int = setting(

@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING
 import redis.asyncio as aioredis
 
 if TYPE_CHECKING:  # the dashboard API imports this module; it needs neither torch nor faust
-    from emostream.ingest.record import Post
     from emostream.model.classifier import Prediction
+    from emostream.record import Post
 
     from .settings import WorkerSettings
 
@@ -77,6 +77,10 @@ class Result:
     model_version: str
     run_id: str | None = None
     text: str = ""  # first characters, for the dashboard feed
+    language: str = ""
+    """The language of the text (ISO 639-1, ``und``; "" without text)."""
+    not_read: bool = False
+    """Not classified: the text is in a language the model cannot read."""
     received_at: datetime | None = None
     """When the worker received the message from Kafka: ingested -> received is the broker's
     share of the latency, received -> written the worker's."""
@@ -96,13 +100,16 @@ class Result:
         """The result of a post; ``pred`` None: no text and its image failed (unclassifiable).
         ``run_id`` is the namespace the writer works for, never the message's own field."""
         scores: dict = dict(label="", emotions={}, sentiment="", sentiments={}, modalities=())
-        if pred is not None:
+        if pred is not None and pred.status == "unsupported_language":
+            scores.update(language=pred.language, not_read=True)
+        elif pred is not None:
             scores = dict(
                 label=pred.label,
                 emotions=pred.emotions,
                 sentiment=pred.sentiment,
                 sentiments=pred.sentiments,
                 modalities=pred.modalities,
+                language=pred.language,
             )
         return cls(
             **scores,
@@ -121,7 +128,11 @@ class Result:
 
     @property
     def status(self) -> str:
-        return "classified" if self.label else "unclassifiable"
+        """classified, unsupported_language (counted apart from the emotions) or
+        unclassifiable."""
+        if self.label:
+            return "classified"
+        return "unsupported_language" if self.not_read else "unclassifiable"
 
     def fields(self) -> dict[str, str]:
         return {
@@ -140,6 +151,7 @@ class Result:
             "ingested_at": self.ingested_at.isoformat(),
             "written_at": self.written_at.isoformat(),
             "text": self.text,
+            "language": self.language,
             **({"run_id": self.run_id} if self.run_id else {}),
             **({"received_at": self.received_at.isoformat()} if self.received_at else {}),
         }
@@ -225,7 +237,7 @@ class ResultStore:
             keys = Keys(self.prefix, r.run_id)
             fields = r.fields()
             flat = [x for kv in fields.items() for x in kv]
-            label = r.label or "unclassifiable"
+            label = r.label or r.status
             await self._script(
                 keys=[
                     keys.post(r.id),

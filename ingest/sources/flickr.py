@@ -15,9 +15,10 @@ from datetime import UTC, datetime
 
 import httpx
 
+from emostream.record import Post, RecordError, make_post
+
 from .. import metrics as m
-from ..record import Post, RecordError, make_post
-from ..settings import SettingError, Settings
+from ..settings import IngestSettings, SettingError
 
 log = logging.getLogger("emostream.ingest.flickr")
 EXTRAS = "description,date_upload,owner_name,url_m,tags"
@@ -49,7 +50,7 @@ def post_of(photo: dict, channel: str) -> Post:
 
 
 class FlickrSource:
-    def __init__(self, settings: Settings, client: httpx.Client | None = None) -> None:
+    def __init__(self, settings: IngestSettings, client: httpx.Client | None = None) -> None:
         if not settings.flickr_api_key:
             raise SettingError("Flickr needs EMOSTREAM_FLICKR_API_KEY (a Flickr API key)")
         self.settings = settings

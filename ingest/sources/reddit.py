@@ -16,8 +16,9 @@ from urllib.parse import urlsplit
 
 import praw
 
-from ..record import Post, make_post
-from ..settings import SettingError, Settings
+from emostream.record import Post, make_post
+
+from ..settings import IngestSettings, SettingError
 
 log = logging.getLogger("emostream.ingest.reddit")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".webp")
@@ -81,7 +82,7 @@ def post_of(submission) -> Post:
 
 
 class RedditSource:
-    def __init__(self, settings: Settings, **praw_kwargs) -> None:
+    def __init__(self, settings: IngestSettings, **praw_kwargs) -> None:
         if not settings.reddit_client_id or not settings.reddit_client_secret:
             raise SettingError(
                 "Reddit needs EMOSTREAM_REDDIT_CLIENT_ID and EMOSTREAM_REDDIT_CLIENT_SECRET "

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ..record import Post, RecordError, make_post, now
+from emostream.record import Post, RecordError, make_post, now
 
 SUFFIXES = (".csv", ".jsonl", ".ndjson", ".parquet")
 

@@ -1,0 +1,35 @@
+"""The dashboard API's Prometheus metrics (prefix ``emostream_``): requests, feed clients
+and the live emotion shifts."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+
+API_REQUESTS = Counter(
+    "emostream_api_requests_total",
+    "Dashboard API requests, by route and status.",
+    ["route", "status"],
+)
+API_FEED_CLIENTS = Gauge("emostream_api_feed_clients", "Open Server-Sent Events connections.")
+SHIFT_SCORE = Gauge(
+    "emostream_emotion_shift_score",
+    "z-score of a channel's share of a label now against its own baseline, while flagged "
+    "(worker/api/shifts.py); at most SHIFT_SERIES series.",
+    ["source", "channel", "kind", "label"],
+)
+SHIFTS = Gauge("emostream_emotion_shifts", "Channel labels flagged as shifted right now.")
+SHIFT_SERIES = 50
+
+
+def show_shifts(found: list[dict], shown: set[tuple]) -> set[tuple]:
+    """Set the shift gauges to ``found`` (strongest SHIFT_SERIES); remove the series of
+    shifts that ended. Returns the label sets now shown."""
+    SHIFTS.set(len(found))
+    now = set()
+    for s in found[:SHIFT_SERIES]:
+        labels = (s["source"], s["channel"], s["kind"], s["label"])
+        SHIFT_SCORE.labels(*labels).set(s["score"])
+        now.add(labels)
+    for labels in shown - now:
+        SHIFT_SCORE.remove(*labels)
+    return now

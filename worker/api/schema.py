@@ -1,0 +1,180 @@
+"""The dashboard API's response types and the OpenAPI document generated from them.
+
+The response types are msgspec structs; ``openapi()`` derives the JSON schemas from them
+(``msgspec.json.schema_components``), so the document cannot drift from what the API
+returns. ``PostResult`` has one field per field the worker stores for a post
+(``store.Result.fields``); a test holds the two together.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from emostream.model.training.labels import EMOTIONS
+
+
+class PostResult(msgspec.Struct, kw_only=True):
+    """One post's result, as stored by the worker."""
+
+    id: str
+    source: str
+    channel: str
+    label: str
+    """The most probable emotion; empty when the post could not be classified."""
+    status: str
+    """classified, unsupported_language (the text is in a language the model cannot
+    read, and there was no picture to classify instead) or unclassifiable."""
+    emotions: dict[str, float]
+    sentiment: str
+    sentiments: dict[str, float]
+    modalities: list[str]
+    image_status: str
+    model_version: str
+    created_at: str
+    ingested_at: str
+    written_at: str
+    text: str
+    """The first 280 characters."""
+    language: str = ""
+    """The language of the text (ISO 639-1; und: too little text to tell; empty: no
+    text)."""
+    run_id: str | None = None
+    received_at: str | None = None
+
+
+class FeedResult(PostResult, kw_only=True):
+    event_id: str
+    """The feed stream's entry id (SSE ``id``; pass as Last-Event-ID or ``from``)."""
+
+
+class Latest(msgspec.Struct):
+    results: list[FeedResult]
+
+
+class Bucket(msgspec.Struct):
+    start: int
+    counts: dict[str, int]
+    """Posts per emotion (and unclassifiable)."""
+    not_read: int = 0
+    """Posts not classified for their language (unsupported_language): in no share."""
+    sentiments: dict[str, int]
+    """Posts per sentiment."""
+
+
+class Aggregates(msgspec.Struct):
+    version: str | None
+    bucket_s: int
+    buckets: list[Bucket]
+    channels: dict[str, dict[str, int]]
+
+
+class ShiftExample(msgspec.Struct):
+    id: str
+    text: str
+
+
+class ShiftItem(msgspec.Struct):
+    source: str
+    channel: str
+    kind: str
+    """emotion or sentiment."""
+    label: str
+    share: float
+    """The label's share of the channel's posts in the current window."""
+    baseline: float
+    """Its weighted mean share over the baseline windows."""
+    score: float
+    """z-score of the rise (baseline variance plus the sampling variance of the share)."""
+    posts: int
+    window_s: int
+    since: int
+    """Start (epoch seconds) of the first window of the unbroken run of flagged windows."""
+    examples: list[ShiftExample]
+
+
+class Shifts(msgspec.Struct):
+    version: str | None
+    window_s: int
+    baseline_windows: int
+    shifts: list[ShiftItem]
+
+
+class VersionPosts(msgspec.Struct):
+    version: str
+    posts: int
+
+
+class Versions(msgspec.Struct):
+    live: list[VersionPosts]
+    shadow: list[VersionPosts]
+
+
+class Comparison(msgspec.Struct):
+    shadow: str
+    live: list[str]
+    """The live versions the compared posts had."""
+    posts: int
+    """Posts with a result from both (the shadow's latest ``limit``)."""
+    emotion_agreement: float | None
+    sentiment_agreement: float | None
+    confusion: dict[str, dict[str, int]]
+    """live label -> shadow label -> posts."""
+
+
+def _query(name: str, desc: str, kind: str = "string") -> dict:
+    return {"name": name, "in": "query", "required": False, "description": desc,
+            "schema": {"type": kind}}  # fmt: skip
+
+
+def _ok(name: str) -> dict:
+    schema = {"$ref": f"#/components/schemas/{name}"}
+    return {"200": {"description": "OK", "content": {"application/json": {"schema": schema}}}}
+
+
+def openapi() -> dict:
+    _, components = msgspec.json.schema_components(
+        [PostResult, Latest, Aggregates, Shifts, Versions, Comparison],
+        ref_template="#/components/schemas/{name}",
+    )
+    common = [_query("run", "a replay's run id (default: the live namespace)")]
+    filters = [
+        _query("source", "reddit, flickr, ..."),
+        _query("channel", "e.g. r/happy"),
+        _query("emotion", ", ".join(EMOTIONS)),
+        _query("modality", "text, image or text,image (latest, feed)"),
+        _query("min_confidence", "0..1, of the top emotion (latest, feed)", "number"),
+        _query("language", "ISO 639-1 code of the text, or und (latest, feed)"),
+    ]
+    path_id = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+    sse = {"200": {"description": "text/event-stream", "content": {"text/event-stream": {}}}}
+    window = [_query("window_s", "seconds", "integer"), _query("version", "default: newest")]
+    paths = {
+        "/api/posts/{id}": ("One post's result", [path_id, *common],
+                            {**_ok("PostResult"), "404": {"description": "no such post"}}),
+        "/api/latest": ("Newest results", [*common, *filters, _query("limit", "1..500", "integer")],
+                        _ok("Latest")),
+        "/api/aggregates": ("Posts per emotion per time bin, and per channel",
+                            [*common, *filters[:2], *window], _ok("Aggregates")),
+        "/api/feed": ("Server-Sent Events: each new result (a FeedResult per event)",
+                      [*common, *filters], sse),
+        "/api/shifts": ("Channels whose emotion or sentiment mix left their own baseline",
+                        [*common, _query("window_s", "default 600", "integer"),
+                         _query("windows", "baseline windows, default 12", "integer"),
+                         _query("min_posts", "posts a window needs, default 20", "integer"),
+                         _query("at", "epoch seconds, default now", "integer"),
+                         _query("version", "default: newest")], _ok("Shifts")),
+        "/api/versions": ("Model versions with results, live and shadow", [], _ok("Versions")),
+        "/api/compare": ("A shadow model version against the live results of the same posts",
+                         [_query("shadow", "the shadow's model version (required)"),
+                          _query("limit", "1..10000, default 1000", "integer")],
+                         _ok("Comparison")),
+    }  # fmt: skip
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "emostream dashboard API", "version": "1"},
+        "paths": {
+            path: {"get": {"summary": summary, "parameters": params, "responses": responses}}
+            for path, (summary, params, responses) in paths.items()
+        },
+        "components": {"schemas": components},
+    }

@@ -1,0 +1,387 @@
+"""The dashboard API over Redis (aiohttp): results, aggregates and a live feed.
+
+    emostream api          # EMOSTREAM_API_PORT (8080); OpenAPI at /openapi.json, page at /
+
+=================================  ==========================================================
+``GET /api/posts/{id}``            one post's result
+``GET /api/latest``                newest results from the feed; filters source, channel,
+                                   emotion; ``limit`` (<= 500)
+``GET /api/aggregates``            posts per emotion per time bucket over ``window_s``, and
+                                   per channel; filters source, channel
+``GET /api/feed``                  Server-Sent Events: every new result as it is written;
+                                   same filters; resumes from ``Last-Event-ID``
+``GET /api/shifts``                channels whose emotion or sentiment mix moved away from
+                                   their own baseline (``worker/shifts.py``)
+``GET /api/versions``, ``/api/compare``  model versions; a shadow against the live one
+=================================  ==========================================================
+
+Every endpoint takes ``run`` (a replay's run id) to read a replay's namespace instead of
+the live one. The API only reads Redis; it never writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from pathlib import Path
+
+import redis.exceptions
+from aiohttp import web
+from prometheus_client.aiohttp import make_aiohttp_handler
+
+from emostream.worker.api import metrics as m
+from emostream.worker.api.schema import openapi
+from emostream.worker.api.shift_report import shift_report
+from emostream.worker.api.shifts import ShiftRule
+from emostream.worker.redis_client import async_client
+from emostream.worker.settings import WorkerSettings
+from emostream.worker.store import SENTIMENT_MARK, Keys
+
+log = logging.getLogger("emostream.api")
+PAGE = Path(__file__).resolve().parent / "dashboard" / "index.html"
+FILTERS = ("source", "channel", "emotion", "language")
+
+
+def _keys(request: web.Request) -> Keys:
+    run = request.query.get("run") or None
+    if run is not None and not run.replace("-", "").replace("_", "").isalnum():
+        raise web.HTTPBadRequest(text="run: letters, digits, - and _ only")
+    return Keys(request.app["settings"].key_prefix, run)
+
+
+def _result(fields: dict) -> dict:
+    out = dict(fields)
+    for k in ("emotions", "sentiments"):
+        if out.get(k):
+            out[k] = json.loads(out[k])
+    out["modalities"] = [m for m in out.get("modalities", "").split(",") if m]
+    return out
+
+
+def _matches(item: dict, query) -> bool:
+    """Filters: source, channel, emotion; for stored results also modality ("text",
+    "image" or "text,image") and min_confidence (of the top emotion, 0..1)."""
+    mapping = {"source": "source", "channel": "channel", "emotion": "label"}
+    if query.get("language") and "language" in item and item["language"] != query["language"]:
+        return False
+    if not all(item.get(field) == query[f] for f, field in mapping.items() if query.get(f)):
+        return False
+    if query.get("modality") and "modalities" in item and item["modalities"] != query["modality"]:
+        return False
+    if query.get("min_confidence") and "emotions" in item:
+        try:
+            floor = float(query["min_confidence"])
+        except ValueError:
+            raise web.HTTPBadRequest(text="min_confidence must be a number") from None
+        scores = json.loads(item["emotions"] or "{}")
+        return scores.get(item.get("label", ""), 0.0) >= floor
+    return True
+
+
+async def post(request: web.Request) -> web.Response:
+    fields = await request.app["redis"].hgetall(_keys(request).post(request.match_info["id"]))
+    if not fields:
+        raise web.HTTPNotFound(
+            text=json.dumps({"error": "no such post"}), content_type="application/json"
+        )
+    return web.json_response(_result(fields))
+
+
+async def latest(request: web.Request) -> web.Response:
+    try:
+        limit = min(500, max(1, int(request.query.get("limit", "50"))))
+    except ValueError:
+        raise web.HTTPBadRequest(text="limit must be an integer") from None
+    out: list[dict] = []
+    cursor = "+"
+    r = request.app["redis"]
+    feed = _keys(request).feed()
+    while len(out) < limit:  # walk back through the stream until enough match
+        entries = await r.xrevrange(feed, max=cursor, count=200)
+        if not entries:
+            break
+        for entry_id, fields in entries:
+            if _matches(fields, request.query):
+                out.append({"event_id": entry_id, **_result(fields)})
+                if len(out) == limit:
+                    break
+        last = entries[-1][0]
+        ms, seq = last.split("-")
+        if seq == "0" and ms == "0":
+            break
+        cursor = f"{ms}-{int(seq) - 1}" if int(seq) > 0 else f"{int(ms) - 1}-18446744073709551615"
+        if len(entries) < 200:
+            break
+    return web.json_response({"results": out})
+
+
+async def aggregates(request: web.Request) -> web.Response:
+    settings: WorkerSettings = request.app["settings"]
+    keys = _keys(request)
+    r = request.app["redis"]
+    try:
+        window = min(30 * 86400, max(60, int(request.query.get("window_s", "3600"))))
+    except ValueError:
+        raise web.HTTPBadRequest(text="window_s must be an integer") from None
+    version = request.query.get("version")
+    if not version:
+        newest = await r.xrevrange(keys.feed(), count=1)
+        version = newest[0][1].get("model_version") if newest else None
+    if not version:
+        return web.json_response(
+            {"version": None, "bucket_s": settings.count_bucket_s, "buckets": [], "channels": {}}
+        )
+    step = settings.count_bucket_s
+    # at most ~240 points: stored buckets are summed into display bins of `bin_s`
+    bin_s = max(step, -(-window // 240 // step) * step)
+    end = int(time.time()) // step * step
+    starts = list(range(end - window + step, end + step, step))
+    pipe = r.pipeline(transaction=False)
+    for s in starts:
+        pipe.hgetall(keys.counts(version, s))
+    bins: dict[int, tuple[dict[str, int], dict[str, int]]] = {}
+    not_read: dict[int, int] = {}
+    channels: dict[str, dict[str, int]] = {}
+    for start, counts in zip(starts, await pipe.execute(), strict=True):
+        per_emotion, per_sentiment = bins.setdefault(start - start % bin_s, ({}, {}))
+        for field, n in counts.items():
+            source, channel, label = (
+                field.rsplit("|", 2) if field.count("|") >= 2 else ("", "", field)
+            )
+            if not _matches({"source": source, "channel": channel}, request.query):
+                continue
+            if label.startswith(SENTIMENT_MARK):
+                label = label.removeprefix(SENTIMENT_MARK)
+                per_sentiment[label] = per_sentiment.get(label, 0) + int(n)
+                continue
+            if label == "unsupported_language":
+                not_read[start - start % bin_s] = not_read.get(start - start % bin_s, 0) + int(n)
+                continue
+            if request.query.get("emotion") not in (None, "", label):
+                continue
+            per_emotion[label] = per_emotion.get(label, 0) + int(n)
+            ch = channels.setdefault(f"{source}/{channel}", {})
+            ch[label] = ch.get(label, 0) + int(n)
+    buckets = [
+        {"start": b, "counts": c, "sentiments": s, "not_read": not_read.get(b, 0)}
+        for b, (c, s) in sorted(bins.items())
+    ]
+    return web.json_response(
+        {"version": version, "bucket_s": bin_s, "buckets": buckets, "channels": channels}
+    )
+
+
+async def feed(request: web.Request) -> web.StreamResponse:
+    r = request.app["redis"]
+    stream = _keys(request).feed()
+    last = request.headers.get("Last-Event-ID") or request.query.get("from") or "$"
+    if last == "$":
+        newest = await r.xrevrange(stream, count=1)
+        last = newest[0][0] if newest else "0-0"
+    m.API_FEED_CLIENTS.inc()
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no",
+        }
+    )
+    await response.prepare(request)
+    await response.write(b": connected\n\n")
+    try:
+        while True:
+            got = await r.xread({stream: last}, block=15000, count=100)
+            if not got:
+                await response.write(b": keep-alive\n\n")
+                continue
+            for entry_id, fields in got[0][1]:
+                last = entry_id
+                if _matches(fields, request.query):
+                    data = json.dumps({"event_id": entry_id, **_result(fields)})
+                    await response.write(f"id: {entry_id}\ndata: {data}\n\n".encode())
+    except (ConnectionResetError, asyncio.CancelledError):
+        pass
+    except redis.exceptions.RedisError as exc:
+        # end the stream; EventSource reconnects and resumes from its Last-Event-ID
+        log.warning("feed ended: %s", exc)
+    finally:
+        m.API_FEED_CLIENTS.dec()
+    return response
+
+
+def _int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    try:
+        return min(high, max(low, int(request.query.get(name, str(default)))))
+    except ValueError:
+        raise web.HTTPBadRequest(text=f"{name} must be an integer") from None
+
+
+async def _newest_version(r, keys: Keys) -> str | None:
+    newest = await r.xrevrange(keys.feed(), count=1)
+    return newest[0][1].get("model_version") if newest else None
+
+
+def _rule(request: web.Request) -> ShiftRule:
+    bucket = request.app["settings"].count_bucket_s
+    window = _int(request, "window_s", ShiftRule.window_s, bucket, 86400) // bucket * bucket
+    return ShiftRule(
+        window_s=window,
+        baseline_windows=_int(request, "windows", ShiftRule.baseline_windows, 3, 96),
+        min_posts=_int(request, "min_posts", ShiftRule.min_posts, 1, 100_000),
+    )
+
+
+async def shifts(request: web.Request) -> web.Response:
+    """Flagged emotion and sentiment shifts per channel (``at``: epoch seconds, default now)."""
+    r, keys = request.app["redis"], _keys(request)
+    version = request.query.get("version") or await _newest_version(r, keys)
+    at = _int(request, "at", int(time.time()), 0, 2**40) if request.query.get("at") else None
+    rule = _rule(request)
+    found = []
+    if version:
+        bucket = request.app["settings"].count_bucket_s
+        found = await shift_report(r, keys, version, rule, bucket, at)
+    return web.json_response(
+        {"version": version, "window_s": rule.window_s, "baseline_windows":
+         rule.baseline_windows, "shifts": found}
+    )  # fmt: skip
+
+
+async def report_shifts(app: web.Application) -> None:
+    """Every minute, the live shifts as Prometheus gauges (at most SHIFT_SERIES series;
+    a shift that ends loses its series)."""
+    settings: WorkerSettings = app["settings"]
+    keys = Keys(settings.key_prefix)
+    shown: set[tuple] = set()
+    while True:
+        try:
+            version = await _newest_version(app["redis"], keys)
+            found = await shift_report(
+                app["redis"], keys, version, ShiftRule(), settings.count_bucket_s
+            ) if version else []  # fmt: skip
+            shown = m.show_shifts(found, shown)
+        except redis.exceptions.RedisError as exc:
+            log.warning("shift gauges not updated: %s", exc)
+        await asyncio.sleep(60)
+
+
+def _name(text: str, what: str) -> str:
+    if not text or not all(c.isalnum() or c in "-_.+" for c in text):
+        raise web.HTTPBadRequest(text=f"{what}: letters, digits, - _ . + only")
+    return text
+
+
+async def versions(request: web.Request) -> web.Response:
+    """The model versions with results: live, and each shadow namespace."""
+    prefix = request.app["settings"].key_prefix
+    r = request.app["redis"]
+    out: dict[str, list[dict]] = {"live": [], "shadow": []}
+    for kind, pattern in (("live", f"{prefix}:totals:*"), ("shadow", f"{prefix}:shadow:*")):
+        async for key in r.scan_iter(match=pattern, count=500):
+            if kind == "shadow" and ":totals:" not in key:
+                continue
+            version = key.rsplit(":totals:", 1)[1]
+            posts = sum(int(v) for v in (await r.hvals(key)))
+            out[kind].append({"version": version, "posts": posts})
+    return web.json_response(out)
+
+
+async def compare(request: web.Request) -> web.Response:
+    """A shadow version against the live results of the same posts: agreement of the top
+    emotion and of the sentiment, and the confusion between the two (live x shadow), over
+    the shadow's latest ``limit`` results that have a live result too."""
+    prefix = request.app["settings"].key_prefix
+    shadow = _name(request.query.get("shadow", ""), "shadow")
+    try:
+        limit = min(10_000, max(1, int(request.query.get("limit", "1000"))))
+    except ValueError:
+        raise web.HTTPBadRequest(text="limit must be an integer") from None
+    r = request.app["redis"]
+    entries = await r.xrevrange(f"{prefix}:shadow:{shadow}:feed", count=limit)
+    ids = [fields["id"] for _, fields in entries]
+    pipe = r.pipeline(transaction=False)
+    for i in ids:
+        pipe.hmget(f"{prefix}:post:{i}", "label", "sentiment", "model_version")
+    lives = await pipe.execute()
+    n = same = same_sentiment = 0
+    confusion: dict[str, dict[str, int]] = {}
+    live_versions: set[str] = set()
+    for (_, fields), (label, sentiment, version) in zip(entries, lives, strict=True):
+        if version is None or version == shadow:
+            continue  # no live result (yet) for this post
+        n += 1
+        live_versions.add(version)
+        same += label == fields["label"]
+        same_sentiment += sentiment == fields["sentiment"]
+        row = confusion.setdefault(label or "unclassifiable", {})
+        col = fields["label"] or "unclassifiable"
+        row[col] = row.get(col, 0) + 1
+    return web.json_response(
+        {
+            "shadow": shadow,
+            "live": sorted(live_versions),
+            "posts": n,
+            "emotion_agreement": same / n if n else None,
+            "sentiment_agreement": same_sentiment / n if n else None,
+            "confusion": confusion,
+        }
+    )
+
+
+async def page(request: web.Request) -> web.Response:
+    return web.Response(text=PAGE.read_text(), content_type="text/html")
+
+
+async def openapi_json(request: web.Request) -> web.Response:
+    return web.json_response(openapi())
+
+
+@web.middleware
+async def count_requests(request: web.Request, handler):
+    route = (
+        request.match_info.route.resource.canonical
+        if request.match_info.route.resource
+        else "unmatched"
+    )
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        m.API_REQUESTS.labels(route, str(exc.status)).inc()
+        raise
+    m.API_REQUESTS.labels(route, str(response.status)).inc()
+    return response
+
+
+def create_api(settings: WorkerSettings) -> web.Application:
+    app = web.Application(middlewares=[count_requests])
+    app["settings"] = settings
+
+    async def connect(app: web.Application):
+        app["redis"] = async_client(settings, decode_responses=True)
+        yield
+        await app["redis"].aclose()
+
+    async def shift_gauges(app: web.Application):
+        task = asyncio.create_task(report_shifts(app))
+        yield
+        task.cancel()
+
+    app.cleanup_ctx.append(connect)
+    app.cleanup_ctx.append(shift_gauges)
+    app.router.add_get("/", page)
+    app.router.add_get("/openapi.json", openapi_json)
+    app.router.add_get("/api/posts/{id}", post)
+    app.router.add_get("/api/latest", latest)
+    app.router.add_get("/api/aggregates", aggregates)
+    app.router.add_get("/api/feed", feed)
+    app.router.add_get("/api/shifts", shifts)
+    app.router.add_get("/api/versions", versions)
+    app.router.add_get("/api/compare", compare)
+    app.router.add_get("/metrics", make_aiohttp_handler())
+    return app
+
+
+def run_api(settings: WorkerSettings) -> None:
+    web.run_app(create_api(settings), host=settings.api_host, port=settings.api_port, print=None)
