@@ -10,7 +10,8 @@ benchmark, 24 languages). Each detector runs behind the same rules (model/langua
 letters only, ``und`` under ``min_letters``, a foreign language named only at
 ``min_confidence``), at each confidence in ``--confidences``.
 
-    python -m bench.language_detectors        # about 2 minutes on 2 cores
+    pip install 'emostream[languages]'   # lingua and pycld2 beside py3langid
+    python -m bench.language_detectors   # about 3 minutes on 2 cores
 """
 
 from __future__ import annotations
@@ -121,6 +122,11 @@ def main() -> None:
     english, foreign = english_posts(args.per_dataset), foreign_posts()
     rows = []
     for backend in args.detectors:
+        try:
+            LanguageDetector(backend)
+        except ModuleNotFoundError as exc:
+            print(f"{backend}: not installed ({exc.name}); pip install 'emostream[languages]'")
+            continue
         for confidence in args.confidences:
             rows.append(measure(backend, confidence, english, foreign))
             r = rows[-1]

@@ -7,7 +7,7 @@ a detector whose model ships inside its package, so it runs offline:
 
 - ``py3langid`` (default): langid.py's naive Bayes over byte n-grams, 97 languages,
   about 0.1 ms a post; its probabilities are normalised and a text is called foreign only
-  when the detector is sure of it (``min_confidence``);
+  when the detector gives it at least ``min_confidence``;
 - ``lingua``: lingua-language-detector's n-gram models (75 languages, about 100 MB);
 - ``pycld2``: Google's Compact Language Detector 2.
 
@@ -89,7 +89,7 @@ class LanguageDetector:
     """``detect(text)`` -> ISO 639-1 code, or ``und``."""
 
     def __init__(
-        self, backend: str = "py3langid", min_letters: int = 12, min_confidence: float = 0.95
+        self, backend: str = "py3langid", min_letters: int = 12, min_confidence: float = 0.5
     ) -> None:
         if backend not in _LOADERS:
             raise ValueError(f"language detector {backend!r} is not one of {BACKENDS}")

@@ -4,7 +4,8 @@ import asyncio
 import json
 import os
 import threading
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -118,6 +119,22 @@ def test_aggregates_per_bucket_and_channel(api):
     assert list(only["channels"]) == ["flickr/tag:sun"]
 
 
+def test_aggregates_chart_the_past(api):
+    """Posts created ten days ago (a replay, an old demo): the default range ends at the
+    newest of them; ``from``/``to`` pick any range; a range over 30 days is refused."""
+    url, redis_port = api
+    old = datetime.now(UTC) - timedelta(days=10)
+    write(redis_port, [replace(result(20 + i, "sadness"), created_at=old) for i in range(3)])
+    got = httpx.get(f"{url}/api/aggregates", params={"window_s": 3600}).json()
+    assert sum(b["counts"].get("sadness", 0) for b in got["buckets"]) == 3
+    assert got["to"] - got["from"] == 3600 and got["to"] <= old.timestamp() + 120
+    t = int(old.timestamp())
+    got = httpx.get(f"{url}/api/aggregates", params={"from": t - 7200, "to": t + 60}).json()
+    assert sum(b["counts"].get("sadness", 0) for b in got["buckets"]) == 3
+    too_long = httpx.get(f"{url}/api/aggregates", params={"from": 0, "to": t})
+    assert too_long.status_code == 400
+
+
 def test_live_feed_streams_new_results_and_resumes(api):
     url, redis_port = api
     events = []
@@ -148,6 +165,31 @@ def test_live_feed_streams_new_results_and_resumes(api):
             if len(got) == 4:
                 break
     assert len(got) == 4 and got[0] > first
+
+
+def test_an_idle_feed_outlives_the_redis_socket_timeout(api):
+    """No post for longer than the Redis client's socket timeout (5 s): the feed sends its
+    keep-alive (at 15 s) and still delivers the post written after it."""
+    url, redis_port = api
+    events, lines = [], []
+    kept_alive = threading.Event()
+
+    def listen():
+        with httpx.stream("GET", f"{url}/api/feed", timeout=40) as r:
+            for line in r.iter_lines():
+                lines.append(line)
+                if line.startswith(": keep-alive"):
+                    kept_alive.set()
+                if line.startswith("data: "):
+                    events.append(json.loads(line[6:]))
+                    return
+
+    t = threading.Thread(target=listen)
+    t.start()
+    assert kept_alive.wait(40), f"no keep-alive; the feed sent {lines}"
+    write(redis_port, [result(7, "surprise")])
+    t.join(20)
+    assert [e["id"] for e in events] == ["reddit:7"]
 
 
 def test_api_exports_its_metrics(api):

@@ -51,7 +51,7 @@ class Latest(msgspec.Struct):
     results: list[FeedResult]
 
 
-class Bucket(msgspec.Struct):
+class Bucket(msgspec.Struct, kw_only=True):
     start: int
     counts: dict[str, int]
     """Posts per emotion (and unclassifiable)."""

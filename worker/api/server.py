@@ -6,7 +6,9 @@
 ``GET /api/posts/{id}``            one post's result
 ``GET /api/latest``                newest results from the feed; filters source, channel,
                                    emotion; ``limit`` (<= 500)
-``GET /api/aggregates``            posts per emotion per time bucket over ``window_s``, and
+``GET /api/aggregates``            posts per emotion per time bucket over ``window_s`` (or
+                                   ``from``..``to``, epoch s; by default ending at the
+                                   newest result when it is older than the window), and
                                    per channel; filters source, channel
 ``GET /api/feed``                  Server-Sent Events: every new result as it is written;
                                    same filters; resumes from ``Last-Event-ID``
@@ -25,6 +27,7 @@ import asyncio
 import json
 import logging
 import time
+from datetime import datetime
 from pathlib import Path
 
 import redis.exceptions
@@ -42,6 +45,13 @@ from emostream.worker.store import SENTIMENT_MARK, Keys
 log = logging.getLogger("emostream.api")
 PAGE = Path(__file__).resolve().parent / "dashboard" / "index.html"
 FILTERS = ("source", "channel", "emotion", "language")
+
+
+FEED_BLOCK_MS = 1000
+"""One blocking read of the feed's stream, at most; far below the Redis client's socket
+timeout (``redis_client.TIMEOUT_S``), so an idle feed never times its connection out."""
+FEED_KEEPALIVE_S = 15.0
+"""An idle feed sends an SSE comment this often (proxies close silent connections)."""
 
 
 def _keys(request: web.Request) -> Keys:
@@ -121,14 +131,12 @@ async def aggregates(request: web.Request) -> web.Response:
     settings: WorkerSettings = request.app["settings"]
     keys = _keys(request)
     r = request.app["redis"]
-    try:
-        window = min(30 * 86400, max(60, int(request.query.get("window_s", "3600"))))
-    except ValueError:
-        raise web.HTTPBadRequest(text="window_s must be an integer") from None
+    newest = await r.xrevrange(keys.feed(), count=1)
     version = request.query.get("version")
     if not version:
-        newest = await r.xrevrange(keys.feed(), count=1)
         version = newest[0][1].get("model_version") if newest else None
+    first, end = _time_range(request, newest[0][1] if newest else None)
+    window = end - first
     if not version:
         return web.json_response(
             {"version": None, "bucket_s": settings.count_bucket_s, "buckets": [], "channels": {}}
@@ -136,7 +144,7 @@ async def aggregates(request: web.Request) -> web.Response:
     step = settings.count_bucket_s
     # at most ~240 points: stored buckets are summed into display bins of `bin_s`
     bin_s = max(step, -(-window // 240 // step) * step)
-    end = int(time.time()) // step * step
+    end = end // step * step
     starts = list(range(end - window + step, end + step, step))
     pipe = r.pipeline(transaction=False)
     for s in starts:
@@ -169,8 +177,45 @@ async def aggregates(request: web.Request) -> web.Response:
         for b, (c, s) in sorted(bins.items())
     ]
     return web.json_response(
-        {"version": version, "bucket_s": bin_s, "buckets": buckets, "channels": channels}
+        {
+            "version": version,
+            "bucket_s": bin_s,
+            "from": end - window + step,
+            "to": end + step,
+            "buckets": buckets,
+            "channels": channels,
+        }
     )
+
+
+MAX_RANGE_S = 30 * 86400
+
+
+def _time_range(request: web.Request, newest: dict | None) -> tuple[int, int]:
+    """``from``/``to`` (epoch seconds) or ``window_s`` back from ``to``; without ``to``,
+    the range ends now, or at the newest result's creation time when that is older than
+    the window (a replay of old posts, a demo from last week), so the data is in it."""
+    q = request.query
+    window = _int(request, "window_s", 3600, 60, MAX_RANGE_S)
+    now = int(time.time())
+    if q.get("to"):
+        end = _int(request, "to", now, 0, 2**40)
+    else:
+        end = now
+        created = _epoch(newest.get("created_at")) if newest else None
+        if q.get("from") is None and created is not None and created < now - window:
+            end = created + 1
+    first = _int(request, "from", end - window, 0, 2**40) if q.get("from") else end - window
+    if not 60 <= end - first <= MAX_RANGE_S:
+        raise web.HTTPBadRequest(text="from..to must span 60 s to 30 days")
+    return first, end
+
+
+def _epoch(iso: str | None) -> int | None:
+    try:
+        return int(datetime.fromisoformat(iso).timestamp()) if iso else None
+    except ValueError:
+        return None
 
 
 async def feed(request: web.Request) -> web.StreamResponse:
@@ -189,13 +234,18 @@ async def feed(request: web.Request) -> web.StreamResponse:
         }
     )
     await response.prepare(request)
-    await response.write(b": connected\n\n")
+    await response.write(b"retry: 2000\n: connected\n\n")
+    quiet_since = time.monotonic()
     try:
-        while True:
-            got = await r.xread({stream: last}, block=15000, count=100)
+        while request.transport is not None and not request.transport.is_closing():
+            # short blocking reads: each one ends well inside the client's socket timeout
+            got = await r.xread({stream: last}, block=FEED_BLOCK_MS, count=100)
             if not got:
-                await response.write(b": keep-alive\n\n")
+                if time.monotonic() - quiet_since >= FEED_KEEPALIVE_S:
+                    await response.write(b": keep-alive\n\n")
+                    quiet_since = time.monotonic()
                 continue
+            quiet_since = time.monotonic()
             for entry_id, fields in got[0][1]:
                 last = entry_id
                 if _matches(fields, request.query):
