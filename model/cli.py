@@ -68,12 +68,14 @@ def cmd_sample(args) -> int:
     for r, p in zip(records, preds, strict=True):
         text = (r["text"] or "")[:48]
         where = f"{r['source']}/{r['channel']}"[:22]
+        prob = f"{p.emotions[p.label]:>5.2f}" if p.label else "    -"
         print(
-            f"{r['id']:<11} {where:<22} {p.label:<9} {p.emotions[p.label]:>5.2f}  "
-            f"{p.sentiment:<9} {'+'.join(p.modalities):<11} {p.image_status:<18} {text}"
+            f"{r['id']:<11} {where:<22} {p.label or p.status:<9} {prob}  "
+            f"{p.sentiment or '-':<9} {'+'.join(p.modalities) or '-':<11} {p.image_status:<18} "
+            f"{text}"
         )
-    counts = Counter(p.label for p in preds)
-    mix = Counter("+".join(p.modalities) for p in preds)
+    counts = Counter(p.label or f"({p.status})" for p in preds)
+    mix = Counter("+".join(p.modalities) or "(none)" for p in preds)
     print("\nemotions: " + ", ".join(f"{k} {v}" for k, v in counts.most_common()))
     print("modalities used: " + ", ".join(f"{k} {v}" for k, v in mix.most_common()))
     print(f"{len(posts)} posts in one batch: {t_run:.2f}s ({len(posts) / t_run:.1f} posts/s)")

@@ -21,8 +21,9 @@ def test_demo_classifies_every_sample_post_through_the_real_pipeline(tmp_path):
     n = len((REPO / "model/sample/posts.jsonl").read_text().splitlines())
     rows = [x for x in out.stdout.splitlines() if x.startswith("sample:")]
     assert len(rows) == n
-    assert "modalities used:   text+image 14, text 12, image 4" in out.stdout
-    assert "image status:      ok 18, absent 9, error:undecodable 3" in out.stdout
+    assert "modalities used:   text 16, text+image 14, image 4, (none) 1" in out.stdout
+    assert "image status:      ok 18, absent 14, error:undecodable 3" in out.stdout
+    assert "(unsupported_language) 1" in out.stdout and "es 1" in out.stdout
     assert 'emostream_posts_dead_lettered_total{reason="invalid_json"} 1.0' in out.stdout
     assert 'emostream_posts_dead_lettered_total{reason="unknown_version"} 1.0' in out.stdout
     assert (tmp_path / "state" / "demo" / "dump.rdb").is_file()

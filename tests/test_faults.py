@@ -30,7 +30,9 @@ def assert_exactly_once(r: redis.Redis, ids: list[str]) -> None:
     assert keys == {f"emo:post:{i}" for i in ids}, (len(keys), len(ids))
     assert written(r) == len(ids)
     assert all(
-        r.hget(f"emo:post:{i}", "status") == "classified" for i in ids[:: max(1, len(ids) // 50)]
+        # a research comment in another language is written as not read, never unclassifiable
+        r.hget(f"emo:post:{i}", "status") in ("classified", "unsupported_language")
+        for i in ids[:: max(1, len(ids) // 50)]
     )
 
 

@@ -8,8 +8,13 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 # where each installed package lives in the checkout (pyproject's package-dir)
-ROOTS = {"emostream": "emostream", "emostream.model": "model", "emostream.ingest": "ingest",
-         "emostream.worker": "worker", "bench": "bench"}
+ROOTS = {
+    "emostream": "emostream",
+    "emostream.model": "model",
+    "emostream.ingest": "ingest",
+    "emostream.worker": "worker",
+    "bench": "bench",
+}
 MAX_FUNCTION_LINES = 80
 
 

@@ -11,14 +11,20 @@ def test_defaults_and_env_parsing():
         env={
             "EMOSTREAM_MAX_BATCH": "64",
             "EMOSTREAM_MAX_WAIT_S": "0.25",
-            "EMOSTREAM_REDDIT_SUBREDDITS": "pics, aww ,",
             "EMOSTREAM_IMAGE_ALLOW_NETWORKS": "127.0.0.0/8",
         }
     )
     assert s.max_batch == 64 and s.max_wait_s == 0.25
-    assert s.reddit_subreddits == ["pics", "aww"]
+    ingest = IngestSettings(env={"EMOSTREAM_REDDIT_SUBREDDITS": "pics, aww ,"})
+    assert ingest.reddit_subreddits == ["pics", "aww"]
     assert s.image_allow_networks == ["127.0.0.0/8"]
     assert s.kafka_bootstrap == "localhost:9092"  # default
+
+
+def test_a_worker_holds_no_source_credentials():
+    worker, ingest = set(WorkerSettings.declared()), set(IngestSettings.declared())
+    assert {"reddit_client_secret", "flickr_api_key"} <= ingest - worker
+    assert "kafka_bootstrap" in worker & ingest
 
 
 def test_bad_values_are_clear_errors():
