@@ -48,7 +48,7 @@ class EncodedBatch:
 
     def unread(self, i: int) -> bool:
         """Post ``i`` has text in a language the model cannot read, left out of the mask."""
-        return bool(self.language) and not readable(self.language[i] or "en")
+        return self.language is not None and not readable(self.language[i] or "en")
 
     def __len__(self) -> int:
         return self.mask.shape[0]
