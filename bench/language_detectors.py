@@ -17,6 +17,7 @@ letters only, ``und`` under ``min_letters``, a foreign language named only at
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import resource
 import time
@@ -122,10 +123,9 @@ def main() -> None:
     english, foreign = english_posts(args.per_dataset), foreign_posts()
     rows = []
     for backend in args.detectors:
-        try:
-            LanguageDetector(backend)
-        except ModuleNotFoundError as exc:
-            print(f"{backend}: not installed ({exc.name}); pip install 'emostream[languages]'")
+        module = {"py3langid": "py3langid", "lingua": "lingua", "pycld2": "pycld2"}[backend]
+        if importlib.util.find_spec(module) is None:  # probed without loading its model
+            print(f"{backend}: not installed; pip install 'emostream[languages]'")
             continue
         for confidence in args.confidences:
             rows.append(measure(backend, confidence, english, foreign))
