@@ -14,13 +14,14 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import pytest
 import redis
 from helpers import metric, metrics, produce, text_posts, wait_for, written
 
 from emostream.ingest.producer import PostProducer
 from emostream.ingest.settings import IngestSettings
 from emostream.record import make_post, now
-from emostream.testing import create_topics, start_redis, start_tansu
+from emostream.testing import create_topics, free_port, start_redis, start_tansu
 
 JPEG = (Path(__file__).resolve().parent.parent / "model/sample/images/flower.jpg").read_bytes()
 
@@ -88,6 +89,51 @@ def test_kill_9_at_random_moments_loses_nothing_counts_nothing_twice(
     wait_caught_up(w)  # every message acknowledged: nothing more can arrive
     assert_exactly_once(r, [p.id for p in posts])
     print(f"\nkill -9 after {kills} posts written; all {len(posts)} written exactly once")
+
+
+@pytest.mark.parametrize("fault", ["maxmemory", "readonly"])
+def test_redis_refusing_writes_holds_the_batch_and_loses_nothing(
+    broker, worker_process, data_dir, unique, tmp_path, fault
+):
+    """Redis up but refusing writes (full under noeviction: OOM; a replica: READONLY) is
+    the store's fault: the batch is held and retried, nothing is dead-lettered or
+    committed, and once Redis takes writes again every post is there once."""
+    store = start_redis(tmp_path / "redis")
+    try:
+        r = redis.Redis(port=store.port, decode_responses=True)
+        if fault == "maxmemory":
+            used = int(r.info("memory")["used_memory"])
+            r.config_set("maxmemory-policy", "noeviction")
+            r.config_set("maxmemory", str(used + 64 * 1024))
+        else:
+            r.replicaof("127.0.0.1", str(free_port()))  # a replica of nothing: READONLY
+        posts = text_posts(data_dir, 300, f"refused-{fault}")
+        topic = unique("posts")
+        create_topics(broker, {topic: 1})
+        w = worker_process(broker, store.port, topic_posts=topic, consumer_group=unique("g"))
+        produce(broker, topic, posts)
+        wait_for(
+            lambda: (
+                metric(w.metrics_port, "emostream_redis_errors_total") >= 3
+                and metric(w.metrics_port, "emostream_redis_stalled") == 1
+            ),
+            timeout_s=180,
+            proc=w,
+            what="writes refused, retried and the stall reported",
+        )
+        assert w.poll() is None, "the worker stopped while Redis refused writes"
+        if fault == "maxmemory":
+            r.config_set("maxmemory", "0")
+        else:
+            r.replicaof("NO", "ONE")
+        wait_for(lambda: written(r) >= len(posts), timeout_s=240, proc=w, what="every post")
+        assert metric(w.metrics_port, "emostream_redis_stalled") == 0
+        dead = sum(v for k, v in metrics(w.metrics_port).items() if "dead_lettered_total" in k)
+        assert dead == 0
+        wait_caught_up(w)
+        assert_exactly_once(r, [p.id for p in posts])
+    finally:
+        store.stop()
 
 
 def test_redis_outage_stalls_the_worker_and_loses_nothing(
