@@ -61,6 +61,10 @@ END_TO_END_SECONDS = Histogram(
     "From a post's ingested_at to its result written in Redis.",
     buckets=LATENCY_BUCKETS,
 )
+LATENCY_OUT_OF_RANGE = Counter(
+    "emostream_latency_out_of_range_total",
+    "Posts whose ingested_at is in the future or over 7 days old: not observed as latency.",
+)
 WORKER_SECONDS = Histogram(
     "emostream_worker_seconds",
     "From the worker receiving a post from Kafka to its result written in Redis.",
@@ -85,6 +89,7 @@ CONSUMER_LAG = Gauge(
     "emostream_consumer_lag", "Messages behind the partition end, per partition.", ["partition"]
 )
 MODEL_INFO = Info("emostream_model", "The served model.")
+
 
 class BoundedLabel:
     """At most ``limit`` distinct values of a label get a series of their own (the first

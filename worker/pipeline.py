@@ -400,6 +400,11 @@ def _weights(name: str):
         raise SettingError(f"EMOSTREAM_WEIGHTS={name!r} is not one of {known}") from None
 
 
+MAX_LATENCY_S = 7 * 86400.0
+"""An ingested_at further back than this (or in the future) is not a latency: the post's
+own field was wrong or forged. Counted in LATENCY_OUT_OF_RANGE, not observed."""
+
+
 def _count_written(results: list[Result], fresh: list[bool], done: datetime) -> None:
     """Metrics of a written batch; a re-delivered post counts as a duplicate only."""
     for r, new in zip(results, fresh, strict=True):
@@ -414,6 +419,10 @@ def _count_written(results: list[Result], fresh: list[bool], done: datetime) -> 
             m.BY_EMOTION.labels(r.source, m.CHANNELS(r.channel), r.label).inc()
         elif not r.not_read:
             m.UNCLASSIFIABLE.labels(r.image_status.removeprefix("error:")).inc()
-        m.END_TO_END_SECONDS.observe(max(0.0, (done - r.ingested_at).total_seconds()))
+        end_to_end = (done - r.ingested_at).total_seconds()
+        if 0.0 <= end_to_end <= MAX_LATENCY_S:  # a forged ingested_at cannot move the metric
+            m.END_TO_END_SECONDS.observe(end_to_end)
+        else:
+            m.LATENCY_OUT_OF_RANGE.inc()
         if r.received_at is not None:
             m.WORKER_SECONDS.observe(max(0.0, (done - r.received_at).total_seconds()))
