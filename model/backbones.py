@@ -52,8 +52,6 @@ class TextBackbone:
     None: this backbone runs on torch only."""
 
 
-
-
 def _inception_v3() -> nn.Module:  # pragma: no cover - needs a weights download
     from torchvision.models import Inception_V3_Weights, inception_v3
 

@@ -39,6 +39,15 @@ def metric(port: int, name: str, default: float = 0.0) -> float:
         return default
 
 
+def metric_total(port: int, name: str) -> float:
+    """A metric summed over all its label sets (0 when absent or unreachable)."""
+    try:
+        samples = metrics(port)
+    except OSError:
+        return 0.0
+    return sum(v for k, v in samples.items() if k == name or k.startswith(name + "{"))
+
+
 def wait_for(
     predicate, timeout_s: float = 180, what="condition", proc=None, every_s: float = 0.5
 ) -> None:

@@ -156,6 +156,7 @@ def exported_metric_names() -> set[str]:
     from prometheus_client import REGISTRY
 
     import emostream.ingest.metrics  # noqa: F401
+    import emostream.worker.api.metrics  # noqa: F401
     import emostream.worker.metrics  # noqa: F401
 
     names = set()

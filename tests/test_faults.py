@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import signal
 import threading
 import time
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from helpers import metric, metrics, produce, text_posts, wait_for, written
+from helpers import metric, metric_total, metrics, produce, text_posts, wait_for, written
 
 from emostream.ingest.producer import PostProducer
 from emostream.ingest.settings import IngestSettings
@@ -91,41 +92,84 @@ def test_kill_9_at_random_moments_loses_nothing_counts_nothing_twice(
     print(f"\nkill -9 after {kills} posts written; all {len(posts)} written exactly once")
 
 
-@pytest.mark.parametrize("fault", ["maxmemory", "readonly"])
-def test_redis_refusing_writes_holds_the_batch_and_loses_nothing(
-    broker, worker_process, data_dir, unique, tmp_path, fault
-):
-    """Redis up but refusing writes (full under noeviction: OOM; a replica: READONLY) is
-    the store's fault: the batch is held and retried, nothing is dead-lettered or
-    committed, and once Redis takes writes again every post is there once."""
-    store = start_redis(tmp_path / "redis")
-    try:
-        r = redis.Redis(port=store.port, decode_responses=True)
-        if fault == "maxmemory":
+class RefusedWrites:
+    """A real redis-server made to refuse writes one way, then to take them again."""
+
+    def __init__(self, fault: str, store, directory: Path) -> None:
+        self.fault, self.store, self.directory = fault, store, directory
+        self.r = redis.Redis(port=store.port, decode_responses=True)
+        self.script: threading.Thread | None = None
+
+    def refuse(self) -> None:
+        r = self.r
+        if self.fault == "oom":  # full under noeviction
             used = int(r.info("memory")["used_memory"])
             r.config_set("maxmemory-policy", "noeviction")
             r.config_set("maxmemory", str(used + 64 * 1024))
+        elif self.fault == "readonly":  # a replica of nothing, as after a failover
+            r.replicaof("127.0.0.1", str(free_port()))
+        elif self.fault == "busy":  # a script that does not end: BUSY after 100 ms
+            r.config_set("busy-reply-threshold", "100")
+            self.script = threading.Thread(target=self._endless_script, daemon=True)
+            self.script.start()
+        else:  # misconf: a snapshot failed (its folder is gone) under stop-writes-on-bgsave-error
+            r.config_set("save", "3600 1")
+            shutil.rmtree(self.directory)
+            r.bgsave()
+            wait_for(
+                lambda: r.info("persistence")["rdb_last_bgsave_status"] == "err",
+                what="the snapshot failed",
+            )
+
+    def _endless_script(self) -> None:
+        try:
+            redis.Redis(port=self.store.port).eval("while true do end", 0)
+        except redis.exceptions.ResponseError:
+            pass  # killed by allow()
+
+    def allow(self) -> None:
+        r = self.r
+        if self.fault == "oom":
+            r.config_set("maxmemory", "0")
+        elif self.fault == "readonly":
+            r.replicaof("NO", "ONE")
+        elif self.fault == "busy":
+            r.script_kill()
+            self.script.join(timeout=30)
         else:
-            r.replicaof("127.0.0.1", str(free_port()))  # a replica of nothing: READONLY
+            r.config_set("stop-writes-on-bgsave-error", "no")
+
+
+@pytest.mark.parametrize("fault", ["oom", "readonly", "busy", "misconf"])
+def test_redis_refusing_writes_holds_the_batch_and_loses_nothing(
+    broker, worker_process, data_dir, unique, tmp_path, fault
+):
+    """Redis up but refusing writes (full under noeviction: OOM; a replica: READONLY; a
+    script running: BUSY; a failed snapshot: MISCONF) is the store's fault: the batch is
+    held and retried, counted under its kind, nothing is dead-lettered or committed, and
+    once Redis takes writes again every post is there once."""
+    store = start_redis(tmp_path / "redis")
+    refused = RefusedWrites(fault, store, tmp_path / "redis")
+    try:
+        refused.refuse()
         posts = text_posts(data_dir, 300, f"refused-{fault}")
         topic = unique("posts")
         create_topics(broker, {topic: 1})
         w = worker_process(broker, store.port, topic_posts=topic, consumer_group=unique("g"))
         produce(broker, topic, posts)
+        counted = f'emostream_redis_errors_total{{kind="{fault}"}}'
         wait_for(
             lambda: (
-                metric(w.metrics_port, "emostream_redis_errors_total") >= 3
+                metric(w.metrics_port, counted) >= 3
                 and metric(w.metrics_port, "emostream_redis_stalled") == 1
             ),
             timeout_s=180,
             proc=w,
-            what="writes refused, retried and the stall reported",
+            what="writes refused, retried, counted under their kind and the stall reported",
         )
         assert w.poll() is None, "the worker stopped while Redis refused writes"
-        if fault == "maxmemory":
-            r.config_set("maxmemory", "0")
-        else:
-            r.replicaof("NO", "ONE")
+        refused.allow()
+        r = refused.r
         wait_for(lambda: written(r) >= len(posts), timeout_s=240, proc=w, what="every post")
         assert metric(w.metrics_port, "emostream_redis_stalled") == 0
         dead = sum(v for k, v in metrics(w.metrics_port).items() if "dead_lettered_total" in k)
@@ -158,13 +202,13 @@ def test_redis_outage_stalls_the_worker_and_loses_nothing(
         )
         rss_stalled = rss_kib(w.pid)
         wait_for(  # the outage lasts until the worker has retried with back-off 5 times
-            lambda: metric(w.metrics_port, "emostream_redis_errors_total") >= 5,
+            lambda: metric_total(w.metrics_port, "emostream_redis_errors_total") >= 5,
             timeout_s=120,
             proc=w,
             what="five failed writes",
         )
         assert w.poll() is None, "worker crashed during the outage"
-        errors = metric(w.metrics_port, "emostream_redis_errors_total")
+        errors = metric_total(w.metrics_port, "emostream_redis_errors_total")
         rss_after = rss_kib(w.pid)
         store = start_redis(tmp_path / "aof", port=store.port, aof=True)
         r = redis.Redis(port=store.port, decode_responses=True)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram, Info
 
+from .store_faults import FAULT_KINDS
+
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 1800, 3600)
 
 CLASSIFIED = Counter(
@@ -82,8 +84,13 @@ FEATURES_REUSED = Counter(
     ["kind"],
 )
 REDIS_ERRORS = Counter(
-    "emostream_redis_errors_total", "Failed Redis writes (the batch is retried, not dropped)."
+    "emostream_redis_errors_total",
+    "Failed Redis writes (the batch is held and retried, not dropped), by kind: connection, "
+    "timeout, or the reply that refused the write (oom, busy, readonly, misconf, ...).",
+    ["kind"],
 )
+for _kind in FAULT_KINDS:  # every kind present from the start, at 0
+    REDIS_ERRORS.labels(_kind)
 REDIS_STALLED = Gauge("emostream_redis_stalled", "1 while a batch waits for Redis to come back.")
 CONSUMER_LAG = Gauge(
     "emostream_consumer_lag", "Messages behind the partition end, per partition.", ["partition"]

@@ -46,48 +46,11 @@ from .image_fetch import ImageFetcher
 from .image_preparation import ImagePreparer, PreparedImages
 from .settings import WorkerSettings
 from .store import Result, ResultStore
+from .store_faults import REDIS_ERRORS, StoreUnavailable, fault_kind, unavailable_kind
 
 log = logging.getLogger("emostream.worker")
 
 DeadLetter = Callable[[bytes | None, bytes | None, RecordError], Awaitable[None]]
-
-
-class StoreUnavailable(Exception):
-    """Redis answered, but cannot take writes now (full, busy, a replica, disk full...)."""
-
-
-UNAVAILABLE_REPLIES = (
-    "OOM", "BUSY", "READONLY", "MISCONF", "LOADING", "NOREPLICAS", "MASTERDOWN",
-    "TRYAGAIN", "CLUSTERDOWN", "MOVED", "ASK",
-)  # fmt: skip
-"""Redis error replies that say the store, not the message, is at fault."""
-UNAVAILABLE_ERRORS = (
-    redis.exceptions.OutOfMemoryError,
-    redis.exceptions.ReadOnlyError,
-    redis.exceptions.BusyLoadingError,
-    redis.exceptions.TryAgainError,
-    redis.exceptions.ClusterDownError,
-    redis.exceptions.MasterDownError,
-    redis.exceptions.MovedError,
-    redis.exceptions.AskError,
-)
-"""The same replies as redis-py's own exception classes (it strips their prefix)."""
-REDIS_ERRORS = (
-    redis.exceptions.ConnectionError,
-    redis.exceptions.TimeoutError,
-    StoreUnavailable,
-    OSError,
-)
-"""Errors that mean "Redis is away or cannot write now": the batch is held, nothing is
-committed or dead-lettered, and the write is retried with back-off."""
-
-
-def store_unavailable(exc: redis.exceptions.RedisError) -> bool:
-    """Whether a Redis error is the store's fault (retry) rather than one message's."""
-    if isinstance(exc, UNAVAILABLE_ERRORS):
-        return True
-    reply = str(exc).split(" ", 1)[0].upper()
-    return isinstance(exc, redis.exceptions.ResponseError) and reply in UNAVAILABLE_REPLIES
 
 
 @dataclass(frozen=True)
@@ -366,7 +329,7 @@ class BatchProcessor:
         """One pipeline; while Redis is away the batch is held and the write retried."""
 
         def stalled(err: BaseException, delay: float) -> None:
-            m.REDIS_ERRORS.inc()
+            m.REDIS_ERRORS.labels(fault_kind(err)).inc()
             m.REDIS_STALLED.set(1)
             log.warning("redis write failed (%s); holding the batch, retry in %.1fs", err, delay)
 
@@ -375,9 +338,10 @@ class BatchProcessor:
             try:
                 out = await self.store.write(results)
             except redis.exceptions.RedisError as exc:
-                if store_unavailable(exc):
-                    raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
-                raise
+                kind = unavailable_kind(exc)
+                if kind is None:
+                    raise
+                raise StoreUnavailable(kind, f"{type(exc).__name__}: {exc}") from exc
             m.REDIS_WRITE_SECONDS.observe(time.perf_counter() - t0)
             return out
 
