@@ -77,6 +77,28 @@ def test_one_post_and_not_found(api):
     assert httpx.get(f"{url}/api/posts/x?run=../../etc").status_code == 400
 
 
+def test_errors_are_json_with_the_reason(api):
+    import jsonschema
+
+    from emostream.worker.api.schema import openapi
+
+    url, _ = api
+    error_schema = {"$ref": "#/components/schemas/Error", **openapi()}
+    cases = {
+        "/api/posts/nope": (404, "no such post"),
+        "/api/latest?limit=x": (400, "limit must be an integer"),
+        "/api/compare": (400, "shadow is required"),
+        "/api/nothing-here": (404, "Not Found"),
+    }
+    for path, (status, reason) in cases.items():
+        r = httpx.get(f"{url}{path}")
+        assert r.status_code == status, path
+        assert r.headers["content-type"].startswith("application/json"), path
+        body = r.json()
+        jsonschema.validate(body, error_schema)
+        assert body["error"]["status"] == status and reason in body["error"]["message"], body
+
+
 def test_latest_with_filters(api):
     url, _ = api
     ids = [r["id"] for r in httpx.get(f"{url}/api/latest").json()["results"]]
@@ -255,6 +277,20 @@ def test_page_in_headless_chromium(api, tmp_path):
         browser.find_element(By.CSS_SELECTOR, "#f-modality option[value='text,image']").click()
         wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#latest tr")) == 1)
         assert "flickr" in browser.find_element(By.CSS_SELECTOR, "#latest tr").text
+        # a range the API refuses: the page says why, in the API's own words
+        browser.execute_script(
+            "document.getElementById('from').value = '2026-01-02T00:00';"
+            "document.getElementById('to').value = '2026-01-01T00:00';"
+            "document.getElementById('to').dispatchEvent(new Event('change'));"
+        )
+        wait.until(lambda b: "60 s to 30 days" in b.find_element(By.ID, "problem").text)
+        assert len(browser.find_elements(By.CSS_SELECTOR, "#panels .panel")) == 3  # kept
+        browser.execute_script(
+            "document.getElementById('from').value = '';"
+            "document.getElementById('to').value = '';"
+            "document.getElementById('to').dispatchEvent(new Event('change'));"
+        )
+        wait.until(lambda b: b.find_element(By.ID, "problem").text == "")
         shot = Path(os.environ.get("EMOSTREAM_SCREENSHOT", tmp_path / "dashboard.png"))
         browser.save_screenshot(str(shot))
         assert shot.stat().st_size > 10_000

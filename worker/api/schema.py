@@ -121,19 +121,35 @@ class Comparison(msgspec.Struct):
     """live label -> shadow label -> posts."""
 
 
+class ErrorDetail(msgspec.Struct):
+    status: int
+    message: str
+    """What was wrong, e.g. "limit must be an integer"."""
+
+
+class Error(msgspec.Struct):
+    """Every error response (400, 404, 500...)."""
+
+    error: ErrorDetail
+
+
 def _query(name: str, desc: str, kind: str = "string") -> dict:
     return {"name": name, "in": "query", "required": False, "description": desc,
             "schema": {"type": kind}}  # fmt: skip
 
 
-def _ok(name: str) -> dict:
+def _json(description: str, name: str) -> dict:
     schema = {"$ref": f"#/components/schemas/{name}"}
-    return {"200": {"description": "OK", "content": {"application/json": {"schema": schema}}}}
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _ok(name: str) -> dict:
+    return {"200": _json("OK", name), "400": _json("a parameter out of its bounds", "Error")}
 
 
 def openapi() -> dict:
     _, components = msgspec.json.schema_components(
-        [PostResult, Latest, Aggregates, Shifts, Versions, Comparison],
+        [PostResult, Latest, Aggregates, Shifts, Versions, Comparison, Error],
         ref_template="#/components/schemas/{name}",
     )
     common = [_query("run", "a replay's run id (default: the live namespace)")]
@@ -150,7 +166,7 @@ def openapi() -> dict:
     window = [_query("window_s", "seconds", "integer"), _query("version", "default: newest")]
     paths = {
         "/api/posts/{id}": ("One post's result", [path_id, *common],
-                            {**_ok("PostResult"), "404": {"description": "no such post"}}),
+                            {**_ok("PostResult"), "404": _json("no such post", "Error")}),
         "/api/latest": ("Newest results", [*common, *filters, _query("limit", "1..500", "integer")],
                         _ok("Latest")),
         "/api/aggregates": ("Posts per emotion per time bin, and per channel",
@@ -170,7 +186,7 @@ def openapi() -> dict:
                          _ok("Comparison")),
     }  # fmt: skip
     return {
-        "openapi": "3.0.3",
+        "openapi": "3.1.0",  # msgspec's schemas are JSON Schema 2020-12 ({"type": "null"})
         "info": {"title": "emostream dashboard API", "version": "1"},
         "paths": {
             path: {"get": {"summary": summary, "parameters": params, "responses": responses}}

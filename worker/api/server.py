@@ -93,9 +93,7 @@ def _matches(item: dict, query) -> bool:
 async def post(request: web.Request) -> web.Response:
     fields = await request.app["redis"].hgetall(_keys(request).post(request.match_info["id"]))
     if not fields:
-        raise web.HTTPNotFound(
-            text=json.dumps({"error": "no such post"}), content_type="application/json"
-        )
+        raise web.HTTPNotFound(text="no such post")
     return web.json_response(_result(fields))
 
 
@@ -343,7 +341,9 @@ async def compare(request: web.Request) -> web.Response:
     emotion and of the sentiment, and the confusion between the two (live x shadow), over
     the shadow's latest ``limit`` results that have a live result too."""
     prefix = request.app["settings"].key_prefix
-    shadow = _name(request.query.get("shadow", ""), "shadow")
+    if not request.query.get("shadow"):
+        raise web.HTTPBadRequest(text="shadow is required: a shadow model version (/api/versions)")
+    shadow = _name(request.query["shadow"], "shadow")
     try:
         limit = min(10_000, max(1, int(request.query.get("limit", "1000"))))
     except ValueError:
@@ -389,6 +389,28 @@ async def openapi_json(request: web.Request) -> web.Response:
 
 
 @web.middleware
+async def json_errors(request: web.Request, handler):
+    """Every error as JSON (``{"error": {"status", "message"}}``, the schema's Error),
+    never aiohttp's text/plain; an unexpected exception is logged and answered 500."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        message = exc.text or exc.reason
+        if message.startswith(f"{exc.status}: "):  # aiohttp's default text
+            message = message.split(": ", 1)[1]
+        headers = {k: v for k, v in exc.headers.items() if k.lower() != "content-type"}
+        headers.pop("Content-Length", None)
+        body = {"error": {"status": exc.status, "message": message}}
+        return web.json_response(body, status=exc.status, headers=headers)
+    except Exception:
+        log.exception("%s %s failed", request.method, request.path)
+        body = {"error": {"status": 500, "message": "internal error (logged)"}}
+        return web.json_response(body, status=500)
+
+
+@web.middleware
 async def count_requests(request: web.Request, handler):
     route = (
         request.match_info.route.resource.canonical
@@ -405,7 +427,7 @@ async def count_requests(request: web.Request, handler):
 
 
 def create_api(settings: WorkerSettings) -> web.Application:
-    app = web.Application(middlewares=[count_requests])
+    app = web.Application(middlewares=[count_requests, json_errors])
     app["settings"] = settings
 
     async def connect(app: web.Application):
