@@ -29,3 +29,14 @@ BROKER_UNREACHABLE = Counter(
     "emostream_broker_unreachable_total",
     "Failed attempts to reach the brokers at start (retried with back-off).",
 )
+PRODUCER_REBUILDS = Counter(
+    "emostream_producer_rebuilds_total",
+    "Kafka producers closed and built anew after an error that broke them (an unknown "
+    "producer id after a broker lost its state, ...); their posts are sent again.",
+    ["source"],
+)
+PRODUCER_HEALTHY = Gauge(
+    "emostream_producer_healthy",
+    "0 once every send has failed for producer_unhealthy_after_s (no acknowledgement since).",
+    ["source"],
+)

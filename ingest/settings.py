@@ -31,6 +31,11 @@ class IngestSettings(KafkaSettings):
         "How long ingest keeps trying to reach the brokers at start (with back-off); "
         "0: until they answer.",
     )
+    producer_unhealthy_after_s: float = setting(
+        60.0,
+        "After this long with only failed sends (no acknowledgement), the ingest reports "
+        "emostream_producer_healthy 0 (EmostreamIngestFailing alerts).",
+    )
     ingest_metrics_port: int = setting(9100, "Port of the ingest /metrics endpoint; 0: none.")
 
     # -- Reddit (praw) ------------------------------------------------------------------------

@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 import redis
 from helpers import metric, metric_total, metrics, produce, text_posts, wait_for, written
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from emostream.ingest.producer import PostProducer
 from emostream.ingest.settings import IngestSettings
@@ -122,8 +124,10 @@ class RefusedWrites:
             )
 
     def _endless_script(self) -> None:
+        # no read timeout and no retry: a retried EVAL would start the script again
+        once = redis.Redis(port=self.store.port, socket_timeout=None, retry=Retry(NoBackoff(), 0))
         try:
-            redis.Redis(port=self.store.port).eval("while true do end", 0)
+            once.eval("while true do end", 0)
         except redis.exceptions.ResponseError:
             pass  # killed by allow()
 
@@ -136,6 +140,7 @@ class RefusedWrites:
         elif self.fault == "busy":
             r.script_kill()
             self.script.join(timeout=30)
+            assert not self.script.is_alive(), "the script did not end"
         else:
             r.config_set("stop-writes-on-bgsave-error", "no")
 
@@ -300,6 +305,7 @@ def test_broker_gone_at_ingest_every_post_is_acked_or_counted_failed(data_dir):
             producer_max_in_flight=50,
             producer_max_block_ms=500,
             producer_delivery_timeout_s=4.0,
+            producer_unhealthy_after_s=0.0,
             ingest_metrics_port=0,
         )
         producer = PostProducer(settings, "replay", retry_backoff_ms=100)
@@ -317,7 +323,11 @@ def test_broker_gone_at_ingest_every_post_is_acked_or_counted_failed(data_dir):
         st = producer.stats
         assert st.sent == 400 and st.acked + st.failed == 400 and st.failed >= 300
         assert most_in_flight <= 50  # bounded memory while the broker is away
+        assert st.rebuilds == 0  # timeouts are about the posts, not a broken producer
         from prometheus_client import REGISTRY
+
+        healthy = REGISTRY.get_sample_value("emostream_producer_healthy", {"source": "replay"})
+        assert healthy == 0.0 and not producer.healthy  # only failures since the last ack
 
         failed = sum(
             s.value
@@ -393,3 +403,47 @@ def test_ingest_waits_for_a_broker_that_starts_after_it(data_dir):
         t.join(120)
         for svc in started:
             svc.stop()
+
+
+def test_broker_restarted_empty_under_a_running_ingest_loses_nothing(
+    worker_process, redis_server, data_dir, unique
+):
+    """kill -9 of the broker under a running ingest and worker; it comes back empty (as a
+    broker whose disks were lost would). The ingest's idempotent producer finds its
+    producer id unknown: it is rebuilt and the posts it held are sent again, so every
+    post sent after the consumed ones reaches Redis once; the worker never exits."""
+    port = redis_server.port
+    tansu = start_tansu()
+    broker = f"127.0.0.1:{tansu.port}"
+    topic, group = unique("posts"), unique("g")
+    try:
+        create_topics(broker, {topic: 1})
+        settings = IngestSettings(
+            env={}, kafka_bootstrap=broker, topic_posts=topic, ingest_metrics_port=0
+        )
+        producer = PostProducer(settings, "replay", retry_backoff_ms=100)
+        posts = text_posts(data_dir, 500, "restart")
+        w = worker_process(broker, port, topic_posts=topic, consumer_group=group)
+        for p in posts[:200]:
+            producer.send(p)
+        producer.flush(30)
+        r = redis.Redis(port=port, decode_responses=True)
+        wait_for(lambda: written(r) >= 200, proc=w, what="the posts before the restart")
+        tansu.kill()
+        for p in posts[200:300]:  # sent while the broker is away: held by the producer
+            producer.send(p)
+        tansu = start_tansu(port=tansu.port)
+        create_topics(broker, {topic: 1})
+        for p in posts[300:]:
+            producer.send(p)
+        producer.close(timeout_s=60)
+        assert (producer.stats.acked, producer.stats.failed) == (500, 0)
+        wait_for(lambda: written(r) >= 500, timeout_s=240, proc=w, what="every post")
+        assert w.poll() is None, "the worker stopped"
+        dead = sum(v for k, v in metrics(w.metrics_port).items() if "dead_lettered_total" in k)
+        assert dead == 0
+        wait_caught_up(w)
+        assert_exactly_once(r, [p.id for p in posts])
+        print(f"\nbroker restarted empty: producer rebuilt {producer.stats.rebuilds} time(s)")
+    finally:
+        tansu.stop()
