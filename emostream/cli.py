@@ -142,6 +142,12 @@ def cmd_api(args) -> int:  # noqa: ARG001
     from emostream.worker.api.server import run_api
     from emostream.worker.settings import WorkerSettings
 
+    access = logging.getLogger("emostream.api.access")  # one JSON line per request
+    access.setLevel(logging.INFO)
+    access.propagate = False
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    access.addHandler(handler)
     run_api(WorkerSettings())
     return 0
 

@@ -165,6 +165,17 @@ def headless_chromium(tmp_path: Path):
     return webdriver.Chrome(service=Service(driver), options=opts)
 
 
+def sign_in(browser, url: str, token: str) -> None:
+    """Sign the browser in on the API's page, as a person would: the form at /signin."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(url + "/signin")
+    browser.find_element(By.ID, "token").send_keys(token)
+    browser.find_element(By.CSS_SELECTOR, "form button").click()
+    WebDriverWait(browser, 20).until(lambda b: b.find_elements(By.ID, "panels"))
+
+
 def wire_record(pid: str, **changes) -> bytes:
     """The bytes of a valid post on the wire, with ``changes`` to its fields (any JSON
     values, valid or not): for hostile-message tests."""

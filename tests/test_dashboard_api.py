@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from helpers import headless_chromium
+from helpers import headless_chromium, sign_in
 
 from emostream.worker.store import Result, ResultStore
 
@@ -51,7 +51,7 @@ def write(port, results):
 
 @pytest.fixture
 def api(redis_server, api_process):
-    url = api_process(redis_server.port)
+    server = api_process(redis_server.port)
     write(
         redis_server.port,
         [
@@ -61,20 +61,20 @@ def api(redis_server, api_process):
             result(9, "fear", run_id="backfill"),
         ],
     )
-    return url, redis_server.port
+    return server, redis_server.port
 
 
 def test_one_post_and_not_found(api):
-    url, _ = api
-    r = httpx.get(f"{url}/api/posts/reddit:1")
+    server, _ = api
+    r = server.get("/api/posts/reddit:1")
     assert r.status_code == 200
     body = r.json()
     assert body["label"] == "joy" and body["emotions"]["joy"] == 0.8
     assert body["modalities"] == ["text"]
-    assert httpx.get(f"{url}/api/posts/nope").status_code == 404
-    assert httpx.get(f"{url}/api/posts/reddit:9").status_code == 404  # a replay's post
-    assert httpx.get(f"{url}/api/posts/reddit:9?run=backfill").json()["label"] == "fear"
-    assert httpx.get(f"{url}/api/posts/x?run=../../etc").status_code == 400
+    assert server.get("/api/posts/nope").status_code == 404
+    assert server.get("/api/posts/reddit:9").status_code == 404  # a replay's post
+    assert server.get("/api/posts/reddit:9?run=backfill").json()["label"] == "fear"
+    assert server.get("/api/posts/x?run=../../etc").status_code == 400
 
 
 def test_errors_are_json_with_the_reason(api):
@@ -82,7 +82,7 @@ def test_errors_are_json_with_the_reason(api):
 
     from emostream.worker.api.schema import openapi
 
-    url, _ = api
+    server, _ = api
     error_schema = {"$ref": "#/components/schemas/Error", **openapi()}
     cases = {
         "/api/posts/nope": (404, "no such post"),
@@ -91,7 +91,7 @@ def test_errors_are_json_with_the_reason(api):
         "/api/nothing-here": (404, "Not Found"),
     }
     for path, (status, reason) in cases.items():
-        r = httpx.get(f"{url}{path}")
+        r = server.get(f"{path}")
         assert r.status_code == status, path
         assert r.headers["content-type"].startswith("application/json"), path
         body = r.json()
@@ -100,28 +100,28 @@ def test_errors_are_json_with_the_reason(api):
 
 
 def test_latest_with_filters(api):
-    url, _ = api
-    ids = [r["id"] for r in httpx.get(f"{url}/api/latest").json()["results"]]
+    server, _ = api
+    ids = [r["id"] for r in server.get("/api/latest").json()["results"]]
     assert ids == ["flickr:3", "reddit:2", "reddit:1"]  # newest first, live only
-    assert [r["id"] for r in httpx.get(f"{url}/api/latest?emotion=joy").json()["results"]] == [
+    assert [r["id"] for r in server.get("/api/latest?emotion=joy").json()["results"]] == [
         "flickr:3",
         "reddit:1",
     ]
-    assert [r["id"] for r in httpx.get(f"{url}/api/latest?channel=r/rage").json()["results"]] == [
+    assert [r["id"] for r in server.get("/api/latest?channel=r/rage").json()["results"]] == [
         "reddit:2"
     ]
-    assert len(httpx.get(f"{url}/api/latest?limit=1").json()["results"]) == 1
-    both = httpx.get(f"{url}/api/latest", params={"modality": "text,image"}).json()["results"]
+    assert len(server.get("/api/latest?limit=1").json()["results"]) == 1
+    both = server.get("/api/latest", params={"modality": "text,image"}).json()["results"]
     assert [r["id"] for r in both] == ["flickr:3"]
-    sure = httpx.get(f"{url}/api/latest", params={"min_confidence": 0.9}).json()["results"]
+    sure = server.get("/api/latest", params={"min_confidence": 0.9}).json()["results"]
     assert sure == []  # every fixture post has its top emotion at 0.8
-    assert httpx.get(f"{url}/api/latest?min_confidence=x").status_code == 400
-    assert httpx.get(f"{url}/api/latest?limit=x").status_code == 400
+    assert server.get("/api/latest?min_confidence=x").status_code == 400
+    assert server.get("/api/latest?limit=x").status_code == 400
 
 
 def test_aggregates_per_bucket_and_channel(api):
-    url, _ = api
-    body = httpx.get(f"{url}/api/aggregates?window_s=600").json()
+    server, _ = api
+    body = server.get("/api/aggregates?window_s=600").json()
     assert body["version"] == "v1" and body["bucket_s"] == 60
     total = {}
     for b in body["buckets"]:
@@ -134,36 +134,36 @@ def test_aggregates_per_bucket_and_channel(api):
         "reddit/r/rage": {"anger": 1},
         "flickr/tag:sun": {"joy": 1},
     }
-    week = httpx.get(f"{url}/api/aggregates?window_s=604800").json()
+    week = server.get("/api/aggregates?window_s=604800").json()
     assert len(week["buckets"]) <= 241 and week["bucket_s"] % 60 == 0
     assert sum(sum(b["counts"].values()) for b in week["buckets"]) == 3
-    only = httpx.get(f"{url}/api/aggregates?window_s=600&source=flickr").json()
+    only = server.get("/api/aggregates?window_s=600&source=flickr").json()
     assert list(only["channels"]) == ["flickr/tag:sun"]
 
 
 def test_aggregates_chart_the_past(api):
     """Posts created ten days ago (a replay, an old demo): the default range ends at the
     newest of them; ``from``/``to`` pick any range; a range over 30 days is refused."""
-    url, redis_port = api
+    server, redis_port = api
     old = datetime.now(UTC) - timedelta(days=10)
     write(redis_port, [replace(result(20 + i, "sadness"), created_at=old) for i in range(3)])
-    got = httpx.get(f"{url}/api/aggregates", params={"window_s": 3600}).json()
+    got = server.get("/api/aggregates", params={"window_s": 3600}).json()
     assert sum(b["counts"].get("sadness", 0) for b in got["buckets"]) == 3
     assert got["to"] - got["from"] == 3600 and got["to"] <= old.timestamp() + 120
     t = int(old.timestamp())
-    got = httpx.get(f"{url}/api/aggregates", params={"from": t - 7200, "to": t + 60}).json()
+    got = server.get("/api/aggregates", params={"from": t - 7200, "to": t + 60}).json()
     assert sum(b["counts"].get("sadness", 0) for b in got["buckets"]) == 3
-    too_long = httpx.get(f"{url}/api/aggregates", params={"from": 0, "to": t})
+    too_long = server.get("/api/aggregates", params={"from": 0, "to": t})
     assert too_long.status_code == 400
 
 
 def test_live_feed_streams_new_results_and_resumes(api):
-    url, redis_port = api
+    server, redis_port = api
     events = []
     connected = threading.Event()
 
     def listen():
-        with httpx.stream("GET", f"{url}/api/feed?emotion=sadness", timeout=20) as r:
+        with server.stream("GET", "/api/feed?emotion=sadness", timeout=20) as r:
             for line in r.iter_lines():
                 if line.startswith(": connected"):
                     connected.set()  # the stream's position is fixed: write now
@@ -178,8 +178,8 @@ def test_live_feed_streams_new_results_and_resumes(api):
     t.join(15)
     assert [e["id"] for e in events] == ["reddit:5"]
     # resume from an event id: everything after it
-    first = httpx.get(f"{url}/api/latest").json()["results"][-1]["event_id"]
-    with httpx.stream("GET", f"{url}/api/feed", headers={"Last-Event-ID": first}, timeout=20) as r:
+    first = server.get("/api/latest").json()["results"][-1]["event_id"]
+    with server.stream("GET", "/api/feed", headers={"Last-Event-ID": first}, timeout=20) as r:
         got = []
         for line in r.iter_lines():
             if line.startswith("id: "):
@@ -192,12 +192,12 @@ def test_live_feed_streams_new_results_and_resumes(api):
 def test_an_idle_feed_outlives_the_redis_socket_timeout(api):
     """No post for longer than the Redis client's socket timeout (5 s): the feed sends its
     keep-alive (at 15 s) and still delivers the post written after it."""
-    url, redis_port = api
+    server, redis_port = api
     events, lines = [], []
     kept_alive = threading.Event()
 
     def listen():
-        with httpx.stream("GET", f"{url}/api/feed", timeout=40) as r:
+        with server.stream("GET", "/api/feed", timeout=40) as r:
             for line in r.iter_lines():
                 lines.append(line)
                 if line.startswith(": keep-alive"):
@@ -215,38 +215,46 @@ def test_an_idle_feed_outlives_the_redis_socket_timeout(api):
 
 
 def test_api_exports_its_metrics(api):
-    url, _ = api
-    httpx.get(f"{url}/api/latest")
-    httpx.get(f"{url}/api/posts/nope")
-    body = httpx.get(f"{url}/metrics").text
+    server, _ = api
+    server.get("/api/latest")
+    server.get("/api/posts/nope")
+    body = httpx.get(server.metrics_url).text
     assert 'emostream_api_requests_total{route="/api/latest",status="200"} 1.0' in body
     assert 'emostream_api_requests_total{route="/api/posts/{id}",status="404"} 1.0' in body
 
 
 def test_openapi_document(api):
-    url, _ = api
-    doc = httpx.get(f"{url}/openapi.json").json()
+    server, _ = api
+    doc = server.get("/openapi.json").json()
     assert doc["openapi"].startswith("3.")
     from emostream.worker.api.server import create_api
     from emostream.worker.settings import WorkerSettings
 
+    settings = WorkerSettings(env={}, api_auth="none", api_host="127.0.0.1")
     routes = {
-        r.resource.canonical
-        for r in create_api(WorkerSettings(env={})).router.routes()
-        if r.resource is not None and r.resource.canonical.startswith("/api/")
+        (r.resource.canonical, r.method.lower())
+        for r in create_api(settings).router.routes()
+        if r.resource is not None and r.method in ("GET", "POST")
     }
-    assert set(doc["paths"]) == routes  # every API route documented, nothing else
-    assert {"/api/versions", "/api/compare"} <= routes
+    documented = {(path, method) for path, item in doc["paths"].items() for method in item}
+    assert documented == routes  # every route documented, nothing else
+    assert {("/api/versions", "get"), ("/api/compare", "get"), ("/signin", "post")} <= routes
+    assert doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
 
 
 def test_page_in_headless_chromium(api, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    url, redis_port = api
+    server, redis_port = api
     browser = headless_chromium(tmp_path)
     try:
-        browser.get(url + "/")
+        browser.get(server.url + "/")  # no token yet: the sign-in form, never the page
+        assert browser.find_elements(By.ID, "token") and not browser.find_elements(By.ID, "panels")
+        sign_in(browser, server.url, server.token)
+        cookie = browser.get_cookie("emostream_token")
+        assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+        assert browser.execute_script("return document.cookie") == ""  # out of scripts' reach
         wait = WebDriverWait(browser, 20)
         wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#latest tr")) == 3)
         wait.until(lambda b: b.find_element(By.ID, "status").text == "live")

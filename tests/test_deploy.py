@@ -103,7 +103,7 @@ def test_each_service_gets_only_its_own_secrets(compose):
     want = {
         "redis": {"redis_password"},
         "worker": {"redis_password"},
-        "api": {"redis_password"},
+        "api": {"redis_password", "api_tokens"},
         "ingest-reddit": {"reddit_client_id", "reddit_client_secret"},
         "ingest-flickr": {"flickr_api_key"},
         "grafana": {"grafana_admin_password"},
@@ -142,7 +142,7 @@ def test_prometheus_targets_are_services_with_metrics_ports(compose):
         assert env_of(services[host])["EMOSTREAM_INGEST_METRICS_PORT"] == port
     (api_target,) = jobs["api"]["static_configs"][0]["targets"]
     host, port = api_target.split(":")
-    assert host in services and env_of(services[host])["EMOSTREAM_API_PORT"] == port
+    assert host in services and env_of(services[host])["EMOSTREAM_API_METRICS_PORT"] == port
     ds = yaml.safe_load((MON / "grafana/provisioning/datasources/prometheus.yml").read_text())
     url = urllib.parse.urlsplit(ds["datasources"][0]["url"])
     assert (

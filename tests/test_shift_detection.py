@@ -8,7 +8,6 @@ import os
 import time
 from datetime import UTC, datetime
 
-import httpx
 import pytest
 import redis
 from helpers import produce, wait_for, written
@@ -67,7 +66,7 @@ def test_a_burst_is_flagged_and_a_steady_replay_is_not(
     r = redis.Redis(port=redis_server.port, decode_responses=True)
     wait_for(lambda: written(r) >= len(posts), proc=w, what="all posts", timeout_s=600)
 
-    body = httpx.get(f"{api}/api/shifts", params={"window_s": WINDOW, "at": int(now)}).json()
+    body = api.get("/api/shifts", params={"window_s": WINDOW, "at": int(now)}).json()
     found = {(s["channel"], s["kind"], s["label"]): s for s in body["shifts"]}
     fear_shift = found[("r/calm", "emotion", "fear")]
     assert fear_shift["share"] > 0.5 and fear_shift["baseline"] < 0.1
@@ -78,7 +77,7 @@ def test_a_burst_is_flagged_and_a_steady_replay_is_not(
     flags = evaluated = 0  # the steady channel, window after window
     for k in range(steady_windows - 16):
         t = int(now - k * WINDOW)
-        got = httpx.get(f"{api}/api/shifts", params={"window_s": WINDOW, "at": t}).json()
+        got = api.get("/api/shifts", params={"window_s": WINDOW, "at": t}).json()
         evaluated += 2  # emotions and sentiments
         flags += sum(1 for s in got["shifts"] if s["channel"] == "r/steady")
     page_shows_the_shift(api, now)
@@ -95,14 +94,15 @@ def page_shows_the_shift(api: str, now: float) -> None:
     import tempfile
     from pathlib import Path
 
-    from helpers import headless_chromium
+    from helpers import headless_chromium, sign_in
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     with tempfile.TemporaryDirectory() as tmp:
         browser = headless_chromium(Path(tmp))
         try:
-            browser.get(f"{api}/?window=21600")
+            sign_in(browser, api.url, api.token)
+            browser.get(f"{api.url}/?window=21600")
             wait = WebDriverWait(browser, 30)
             wait.until(lambda b: "r/calm" in b.find_element(By.ID, "shifts").text)
             assert "fear" in browser.find_element(By.ID, "shifts").text

@@ -131,6 +131,33 @@ class WorkerSettings(KafkaSettings):
     # -- Dashboard API ------------------------------------------------------------------------
     api_host: str = setting("0.0.0.0", "Address the dashboard API listens on.")
     api_port: int = setting(8080, "Port of the dashboard API and page.")
+    api_metrics_port: int = setting(
+        9102, "Port of the API's own /metrics (apart from the API's port); 0: none."
+    )
+    api_auth: str = setting(
+        "token",
+        "token: every route but /healthz needs a token of api_tokens_file; none: open, "
+        "allowed only when api_host is a loopback address (a development run).",
+        choices=("token", "none"),
+    )
+    api_tokens_file: str = setting(
+        "",
+        "File of the API's tokens, one '<scope> <name> <token>' per line (scope: read or "
+        "admin); read again when it changes (rotation, revocation). docs/operations.md.",
+    )
+    api_auth_failures: int = setting(
+        10, "Wrong tokens an address may present per api_auth_failure_window_s (then 429)."
+    )
+    api_auth_failure_window_s: float = setting(
+        60.0, "Window over which an address's wrong tokens are counted."
+    )
+    api_feed_clients_max: int = setting(
+        50, "Live feeds open at once, all clients together (below the Redis pool of 100)."
+    )
+    api_feed_clients_per_token: int = setting(10, "Live feeds open at once per token.")
+    api_cors_origins: str = setting(
+        "", "Origins allowed to call the API from a browser (comma-separated); empty: none."
+    )
 
     # -- Metrics ------------------------------------------------------------------------------
     state_dir: str = setting(

@@ -11,6 +11,21 @@ API_REQUESTS = Counter(
     ["route", "status"],
 )
 API_FEED_CLIENTS = Gauge("emostream_api_feed_clients", "Open Server-Sent Events connections.")
+API_FEEDS_REFUSED = Counter(
+    "emostream_api_feeds_refused_total",
+    "Live feeds refused at a cap: all (api_feed_clients_max) or per token.",
+    ["cap"],
+)
+API_AUTH_FAILURES = Counter(
+    "emostream_api_auth_failures_total",
+    "Requests refused for their token: wrong_token, or rate_limited (the address made too "
+    "many wrong attempts).",
+    ["reason"],
+)
+for _cap in ("all", "token"):
+    API_FEEDS_REFUSED.labels(_cap)
+for _reason in ("wrong_token", "rate_limited"):
+    API_AUTH_FAILURES.labels(_reason)
 SHIFT_SCORE = Gauge(
     "emostream_emotion_shift_score",
     "z-score of a channel's share of a label now against its own baseline, while flagged "

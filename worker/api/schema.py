@@ -133,8 +133,8 @@ class Error(msgspec.Struct):
     error: ErrorDetail
 
 
-def _query(name: str, desc: str, kind: str = "string") -> dict:
-    return {"name": name, "in": "query", "required": False, "description": desc,
+def _query(name: str, desc: str, kind: str = "string", required: bool = False) -> dict:
+    return {"name": name, "in": "query", "required": required, "description": desc,
             "schema": {"type": kind}}  # fmt: skip
 
 
@@ -181,16 +181,79 @@ def openapi() -> dict:
                          _query("version", "default: newest")], _ok("Shifts")),
         "/api/versions": ("Model versions with results, live and shadow", [], _ok("Versions")),
         "/api/compare": ("A shadow model version against the live results of the same posts",
-                         [_query("shadow", "the shadow's model version (required)"),
+                         [_query("shadow", "the shadow's model version", required=True),
                           _query("limit", "1..10000, default 1000", "integer")],
                          _ok("Comparison")),
     }  # fmt: skip
-    return {
+    html = {"200": {"description": "text/html", "content": {"text/html": {}}}}
+    paths["/"] = ("The live page (without a token: the sign-in form, 401)", [], html)
+    paths["/openapi.json"] = ("This document", [], {"200": {"description": "OpenAPI 3.1"}})
+    doc: dict = {
         "openapi": "3.1.0",  # msgspec's schemas are JSON Schema 2020-12 ({"type": "null"})
         "info": {"title": "emostream dashboard API", "version": "1"},
+        "security": [{"bearer": []}, {"cookie": []}],
         "paths": {
-            path: {"get": {"summary": summary, "parameters": params, "responses": responses}}
+            path: {"get": {"summary": summary, "parameters": params,
+                           "responses": {**responses, **REFUSED}}}
             for path, (summary, params, responses) in paths.items()
         },
-        "components": {"schemas": components},
+        "components": {"schemas": components, "securitySchemes": SECURITY_SCHEMES},
+    }  # fmt: skip
+    doc["paths"].update(_open_paths(html))
+    return doc
+
+
+def _open_paths(html: dict) -> dict:
+    """The routes open without a token: the health check, signing in and out."""
+    paths: dict = {}
+    paths["/healthz"] = {"get": {
+        "summary": "Health: 200 when Redis answers, else 503 (no token needed)",
+        "security": [], "parameters": [],
+        "responses": {"200": {"description": "ok"}, "503": {"description": "Redis away"}},
+    }}  # fmt: skip
+    form = {
+        "required": True,
+        "content": {
+            "application/x-www-form-urlencoded": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"token": {"type": "string"}},
+                    "required": ["token"],
+                }
+            }
+        },
     }
+    paths["/signin"] = {
+        "get": {"summary": "The sign-in form", "security": [], "parameters": [], "responses": html},
+        "post": {
+            "summary": "Sign in: sets the emostream_token cookie (HttpOnly, "
+            "SameSite=Strict) and sends the page (303 to /)",
+            "security": [],
+            "requestBody": form,
+            "responses": {
+                "303": {"description": "signed in"},
+                "401": {"description": "wrong token (the form again)"},
+                "429": {"description": "too many wrong tokens from this address"},
+            },
+        },
+    }
+    paths["/signout"] = {
+        "post": {
+            "summary": "Sign out: the cookie removed (303 to /signin)",
+            "security": [],
+            "responses": {"303": {"description": "signed out"}},
+        }
+    }
+    return paths
+
+
+SECURITY_SCHEMES = {
+    "bearer": {"type": "http", "scheme": "bearer",
+               "description": "a token of the tokens file (docs/operations.md)"},
+    "cookie": {"type": "apiKey", "in": "cookie", "name": "emostream_token",
+               "description": "set by signing in on the page (POST /signin)"},
+}  # fmt: skip
+REFUSED = {
+    "401": _json("no token, or a wrong one (WWW-Authenticate says which)", "Error"),
+    "429": _json("too many wrong tokens from this address, or too many feeds", "Error"),
+}

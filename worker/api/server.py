@@ -27,14 +27,25 @@ import asyncio
 import json
 import logging
 import time
-from datetime import datetime
+from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 
 import redis.exceptions
 from aiohttp import web
 from prometheus_client.aiohttp import make_aiohttp_handler
 
+from emostream.settings import SettingError
 from emostream.worker.api import metrics as m
+from emostream.worker.api.auth import (
+    FailedAttempts,
+    TokensFile,
+    auth_middleware,
+    check_open_allowed,
+    signin,
+    signout,
+)
+from emostream.worker.api.headers import add_security_headers, cors_preflight
 from emostream.worker.api.schema import openapi
 from emostream.worker.api.shift_report import shift_report
 from emostream.worker.api.shifts import ShiftRule
@@ -43,6 +54,7 @@ from emostream.worker.settings import WorkerSettings
 from emostream.worker.store import SENTIMENT_MARK, Keys
 
 log = logging.getLogger("emostream.api")
+access_log = logging.getLogger("emostream.api.access")
 PAGE = Path(__file__).resolve().parent / "dashboard" / "index.html"
 FILTERS = ("source", "channel", "emotion", "language")
 
@@ -98,10 +110,7 @@ async def post(request: web.Request) -> web.Response:
 
 
 async def latest(request: web.Request) -> web.Response:
-    try:
-        limit = min(500, max(1, int(request.query.get("limit", "50"))))
-    except ValueError:
-        raise web.HTTPBadRequest(text="limit must be an integer") from None
+    limit = _int(request, "limit", 50, 1, 500)
     out: list[dict] = []
     cursor = "+"
     r = request.app["redis"]
@@ -217,6 +226,32 @@ def _epoch(iso: str | None) -> int | None:
 
 
 async def feed(request: web.Request) -> web.StreamResponse:
+    """The live feed, within the caps: ``api_feed_clients_max`` feeds in all (503 beyond:
+    the Redis pool stays free for ordinary requests) and ``api_feed_clients_per_token``
+    per token (429 beyond)."""
+    settings: WorkerSettings = request.app["settings"]
+    open_feeds: Counter[str] = request.app["feeds"]
+    who = request["token"].name
+    if sum(open_feeds.values()) >= settings.api_feed_clients_max:
+        m.API_FEEDS_REFUSED.labels("all").inc()
+        raise web.HTTPServiceUnavailable(
+            text=f"{settings.api_feed_clients_max} live feeds are open; try again later",
+            headers={"Retry-After": "10"},
+        )
+    if open_feeds[who] >= settings.api_feed_clients_per_token:
+        m.API_FEEDS_REFUSED.labels("token").inc()
+        raise web.HTTPTooManyRequests(
+            text=f"token {who} has {open_feeds[who]} live feeds open already",
+            headers={"Retry-After": "10"},
+        )
+    open_feeds[who] += 1
+    try:
+        return await _stream(request)
+    finally:
+        open_feeds[who] -= 1
+
+
+async def _stream(request: web.Request) -> web.StreamResponse:
     r = request.app["redis"]
     stream = _keys(request).feed()
     last = request.headers.get("Last-Event-ID") or request.query.get("from") or "$"
@@ -260,10 +295,14 @@ async def feed(request: web.Request) -> web.StreamResponse:
 
 
 def _int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    """An integer query parameter within [low, high]; 400 naming the bounds otherwise."""
     try:
-        return min(high, max(low, int(request.query.get(name, str(default)))))
+        value = int(request.query.get(name, str(default)))
     except ValueError:
         raise web.HTTPBadRequest(text=f"{name} must be an integer") from None
+    if not low <= value <= high:
+        raise web.HTTPBadRequest(text=f"{name} must be within {low}..{high}")
+    return value
 
 
 async def _newest_version(r, keys: Keys) -> str | None:
@@ -344,10 +383,7 @@ async def compare(request: web.Request) -> web.Response:
     if not request.query.get("shadow"):
         raise web.HTTPBadRequest(text="shadow is required: a shadow model version (/api/versions)")
     shadow = _name(request.query["shadow"], "shadow")
-    try:
-        limit = min(10_000, max(1, int(request.query.get("limit", "1000"))))
-    except ValueError:
-        raise web.HTTPBadRequest(text="limit must be an integer") from None
+    limit = _int(request, "limit", 1000, 1, 10_000)
     r = request.app["redis"]
     entries = await r.xrevrange(f"{prefix}:shadow:{shadow}:feed", count=limit)
     ids = [fields["id"] for _, fields in entries]
@@ -381,11 +417,20 @@ async def compare(request: web.Request) -> web.Response:
 
 
 async def page(request: web.Request) -> web.Response:
-    return web.Response(text=PAGE.read_text(), content_type="text/html")
+    return web.Response(text=request.app["page"], content_type="text/html")
 
 
 async def openapi_json(request: web.Request) -> web.Response:
     return web.json_response(openapi())
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """Open to all (no token): 200 when Redis answers, else 503."""
+    try:
+        await request.app["redis"].ping()
+    except redis.exceptions.RedisError as exc:
+        return web.json_response({"status": "redis unavailable", "reason": str(exc)}, status=503)
+    return web.json_response({"status": "ok"})
 
 
 @web.middleware
@@ -411,24 +456,67 @@ async def json_errors(request: web.Request, handler):
 
 
 @web.middleware
-async def count_requests(request: web.Request, handler):
+async def observe(request: web.Request, handler):
+    """Counts every request by route and status, and logs it as one JSON line (who,
+    route, status, duration; never a token or the query string)."""
     route = (
         request.match_info.route.resource.canonical
         if request.match_info.route.resource
         else "unmatched"
     )
+    started = time.monotonic()
+    status = 500
     try:
         response = await handler(request)
+        status = response.status
+        return response
     except web.HTTPException as exc:
-        m.API_REQUESTS.labels(route, str(exc.status)).inc()
+        status = exc.status
         raise
-    m.API_REQUESTS.labels(route, str(response.status)).inc()
-    return response
+    finally:
+        m.API_REQUESTS.labels(route, str(status)).inc()
+        token = request.get("token")
+        access_log.info(json.dumps({
+            "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "who": token.name if token else None, "address": request.remote,
+            "method": request.method, "route": route, "status": status,
+            "ms": round(1000 * (time.monotonic() - started), 1),
+        }))  # fmt: skip
+
+
+def _tokens(settings: WorkerSettings) -> TokensFile | None:
+    check_open_allowed(settings.api_auth, settings.api_host)
+    if settings.api_auth == "none":
+        log.warning("EMOSTREAM_API_AUTH=none: the API is open to anyone on this machine")
+        return None
+    if not settings.api_tokens_file:
+        raise SettingError(
+            "the API needs tokens: EMOSTREAM_API_TOKENS_FILE names a file of "
+            "'<read|admin> <name> <token>' lines (docs/operations.md); "
+            "EMOSTREAM_API_AUTH=none opens it on a loopback address only"
+        )
+    try:
+        return TokensFile(settings.api_tokens_file)
+    except (OSError, ValueError) as exc:
+        raise SettingError(f"EMOSTREAM_API_TOKENS_FILE={settings.api_tokens_file}: {exc}") from exc
 
 
 def create_api(settings: WorkerSettings) -> web.Application:
-    app = web.Application(middlewares=[count_requests, json_errors])
-    app["settings"] = settings
+    """The API app; SettingError (before anything listens) for an unsafe or broken auth
+    set-up."""
+    tokens = _tokens(settings)
+    failures = FailedAttempts(settings.api_auth_failures, settings.api_auth_failure_window_s)
+    middlewares = [
+        observe,
+        json_errors,
+        cors_preflight(settings.api_cors_origins),
+        auth_middleware(tokens, failures),
+    ]
+    app = web.Application(middlewares=middlewares)
+    app["settings"], app["tokens"], app["failures"] = settings, tokens, failures
+    app["page"] = PAGE.read_text(encoding="utf-8")
+    app["feeds"] = Counter()
+    add_security_headers(app, app["page"], settings.api_cors_origins)
 
     async def connect(app: web.Application):
         app["redis"] = async_client(settings, decode_responses=True)
@@ -442,18 +530,38 @@ def create_api(settings: WorkerSettings) -> web.Application:
 
     app.cleanup_ctx.append(connect)
     app.cleanup_ctx.append(shift_gauges)
-    app.router.add_get("/", page)
-    app.router.add_get("/openapi.json", openapi_json)
-    app.router.add_get("/api/posts/{id}", post)
-    app.router.add_get("/api/latest", latest)
-    app.router.add_get("/api/aggregates", aggregates)
-    app.router.add_get("/api/feed", feed)
-    app.router.add_get("/api/shifts", shifts)
-    app.router.add_get("/api/versions", versions)
-    app.router.add_get("/api/compare", compare)
-    app.router.add_get("/metrics", make_aiohttp_handler())
+    if settings.api_metrics_port:
+        app.cleanup_ctx.append(_metrics_site(settings.api_host, settings.api_metrics_port))
+    for path, handler in ROUTES.items():
+        app.router.add_get(path, handler)
+    app.router.add_post("/signin", signin)
+    app.router.add_post("/signout", signout)
     return app
 
 
+ROUTES = {
+    "/": page, "/signin": signin, "/healthz": healthz, "/openapi.json": openapi_json,
+    "/api/posts/{id}": post, "/api/latest": latest, "/api/aggregates": aggregates,
+    "/api/feed": feed, "/api/shifts": shifts, "/api/versions": versions,
+    "/api/compare": compare,
+}  # fmt: skip
+
+
+def _metrics_site(host: str, port: int):
+    """/metrics on a port of its own, apart from the API (for Prometheus only)."""
+
+    async def serve(app: web.Application):
+        metrics_app = web.Application()
+        metrics_app.router.add_get("/metrics", make_aiohttp_handler())
+        runner = web.AppRunner(metrics_app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, host, port).start()
+        yield
+        await runner.cleanup()
+
+    return serve
+
+
 def run_api(settings: WorkerSettings) -> None:
-    web.run_app(create_api(settings), host=settings.api_host, port=settings.api_port, print=None)
+    app = create_api(settings)
+    web.run_app(app, host=settings.api_host, port=settings.api_port, print=None, access_log=None)
