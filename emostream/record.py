@@ -14,7 +14,7 @@ dead-letter topic and the metrics.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -131,6 +131,32 @@ def validate(post: Post) -> Post:
     if post.created_at.tzinfo is None or post.ingested_at.tzinfo is None:
         raise RecordError("naive_timestamp", "timestamps need a UTC offset")
     return post
+
+
+EARLIEST_CREATED_AT = datetime(2004, 1, 1, tzinfo=UTC)
+"""No post of the sources is older (Flickr opened in 2004, Reddit in 2005)."""
+CREATED_AHEAD = timedelta(days=1)
+"""How far ahead of the worker's clock a ``created_at`` may lie (clocks, time zones)."""
+
+
+def created_at_in_range(created_at: datetime, received: datetime) -> bool:
+    return EARLIEST_CREATED_AT <= created_at <= received + CREATED_AHEAD
+
+
+def bounded_created_at(post: Post, received: datetime) -> tuple[Post, str]:
+    """A post whose ``created_at`` lies before EARLIEST_CREATED_AT or more than
+    CREATED_AHEAD after ``received`` (the worker's clock; year 1, epoch 0 from a missing
+    upload date, year 9999) is kept with ``created_at`` = its ``ingested_at`` (or
+    ``received`` when that is out of range too); returns it and the value it came with
+    ("" when in range), so that no post lands in a time bucket nobody looks at."""
+    if created_at_in_range(post.created_at, received):
+        return post, ""
+    given = post.created_at.isoformat()
+    ingested = post.ingested_at
+    when = (
+        ingested if created_at_in_range(ingested, received) and ingested <= received else received
+    )
+    return msgspec.structs.replace(post, created_at=when), given
 
 
 def valid_channel(channel: str) -> bool:

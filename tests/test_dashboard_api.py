@@ -320,6 +320,7 @@ def test_openapi_result_schema_is_the_stored_result():
         id="x", source="reddit", channel="r/a", created_at=t, ingested_at=t, written_at=t,
         label="joy", emotions={"joy": 1.0}, sentiment="positive", sentiments={}, modalities=(),
         image_status="absent", model_version="v", run_id="r", received_at=t,
+        created_at_given="0001-01-01T00:00:00+00:00",
     ).fields()  # fmt: skip
     assert {f.name for f in msgspec.structs.fields(PostResult)} == set(stored)
     schemas = openapi()["components"]["schemas"]

@@ -67,6 +67,11 @@ LATENCY_OUT_OF_RANGE = Counter(
     "emostream_latency_out_of_range_total",
     "Posts whose ingested_at is in the future or over 7 days old: not observed as latency.",
 )
+CREATED_AT_REPLACED = Counter(
+    "emostream_created_at_replaced_total",
+    "Posts whose created_at was before 2004 or over a day ahead: counted at their "
+    "ingested_at instead, the value they came with kept as created_at_given.",
+)
 WORKER_SECONDS = Histogram(
     "emostream_worker_seconds",
     "From the worker receiving a post from Kafka to its result written in Redis.",

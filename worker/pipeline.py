@@ -34,7 +34,7 @@ import torch
 
 from emostream.model import gpu_decode
 from emostream.model.classifier import EmotionClassifier, Prediction
-from emostream.record import Post, RecordError, decode, now
+from emostream.record import Post, RecordError, bounded_created_at, decode, now
 from emostream.retry import Backoff, retry_async
 
 from . import metrics as m
@@ -73,6 +73,9 @@ class Prepared:
     started: float
     received: list[datetime] = field(default_factory=list)
     """When the worker received each post from Kafka."""
+    created_at_given: dict[str, str] = field(default_factory=dict)
+    """Post id -> the ``created_at`` it came with, for posts whose own was out of range
+    (``record.bounded_created_at``)."""
     messages: list[Message] = field(default_factory=list)
     """The message each post came from (dead-lettered if a later stage fails on it)."""
     repeated: int = 0
@@ -210,6 +213,12 @@ class BatchProcessor:
         """
         t0 = time.perf_counter()
         kept, received, repeated = await self._decode_messages(messages)
+        given: dict[str, str] = {}
+        for i, (post, msg) in enumerate(kept):
+            post, given[post.id] = bounded_created_at(post, received[i])
+            kept[i] = (post, msg)
+        given = {pid: value for pid, value in given.items() if value}
+        m.CREATED_AT_REPLACED.inc(len(given))
         posts = [post for post, _ in kept]
         if posts:
             m.BATCH_SIZE.observe(len(posts))
@@ -219,6 +228,7 @@ class BatchProcessor:
             dead_lettered=len(messages) - len(posts) - repeated,
             started=t0,
             received=received,
+            created_at_given=given,
             messages=[msg for _, msg in kept],
             repeated=repeated,
         )
@@ -323,6 +333,7 @@ class BatchProcessor:
             received_at=prepared.received[i],
             written_at=written_at,
             run_id=self.run_id,
+            created_at_given=prepared.created_at_given.get(prepared.posts[i].id, ""),
         )
 
     async def _write(self, results: list[Result]) -> list[bool]:

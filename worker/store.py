@@ -84,6 +84,9 @@ class Result:
     received_at: datetime | None = None
     """When the worker received the message from Kafka: ingested -> received is the broker's
     share of the latency, received -> written the worker's."""
+    created_at_given: str = ""
+    """The post's own created_at when it was out of range and replaced by its ingested_at
+    (``record.bounded_created_at``); "" otherwise."""
 
     @classmethod
     def from_prediction(
@@ -96,6 +99,7 @@ class Result:
         received_at: datetime | None,
         written_at: datetime,
         run_id: str | None = None,
+        created_at_given: str = "",
     ) -> Result:
         """The result of a post; ``pred`` None: no text and its image failed (unclassifiable).
         ``run_id`` is the namespace the writer works for, never the message's own field."""
@@ -124,6 +128,7 @@ class Result:
             model_version=model_version,
             run_id=run_id,
             text=(post.text or "")[:280],
+            created_at_given=created_at_given,
         )
 
     @property
@@ -154,6 +159,7 @@ class Result:
             "language": self.language,
             **({"run_id": self.run_id} if self.run_id else {}),
             **({"received_at": self.received_at.isoformat()} if self.received_at else {}),
+            **({"created_at_given": self.created_at_given} if self.created_at_given else {}),
         }
 
 

@@ -40,6 +40,9 @@ class PostResult(msgspec.Struct, kw_only=True):
     text)."""
     run_id: str | None = None
     received_at: str | None = None
+    created_at_given: str | None = None
+    """Only when the post's own created_at was out of range (before 2004 or over a day
+    ahead): that value; created_at is then its ingested_at."""
 
 
 class FeedResult(PostResult, kw_only=True):
