@@ -16,6 +16,7 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -116,8 +117,14 @@ def start_tansu(port: int | None = None, log: Path | None = None) -> Service:
 
 
 def start_redis(
-    directory: Path, port: int | None = None, aof: bool = False, password: str | None = None
+    directory: Path,
+    port: int | None = None,
+    aof: bool = False,
+    password: str | None = None,
+    extra_args: Sequence[str] = (),
 ) -> Service:
+    """A ``redis-server`` of its own on loopback (``extra_args``: more of its arguments,
+    e.g. ACL users or TLS)."""
     exe = shutil.which("redis-server")
     if exe is None:
         raise FileNotFoundError("redis-server not found: apt-get install redis-server")
@@ -144,6 +151,7 @@ def start_redis(
         args += ["--appendfsync", "always"]
     if password:
         args += ["--requirepass", password]
+    args += list(extra_args)
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_for_port(port, proc=proc)
     return Service("redis", proc, port)

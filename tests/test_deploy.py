@@ -101,9 +101,9 @@ def test_services_point_at_real_services_and_ports(compose):
 def test_each_service_gets_only_its_own_secrets(compose):
     services = compose["services"]
     want = {
-        "redis": {"redis_password"},
-        "worker": {"redis_password"},
-        "api": {"redis_password", "api_tokens"},
+        "redis": {"redis_password", "redis_worker_password", "redis_api_password"},
+        "worker": {"redis_worker_password"},
+        "api": {"redis_api_password", "api_tokens"},
         "ingest-reddit": {"reddit_client_id", "reddit_client_secret"},
         "ingest-flickr": {"flickr_api_key"},
         "grafana": {"grafana_admin_password"},
