@@ -10,7 +10,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from helpers import headless_chromium, sign_in
+import redis
+from helpers import headless_chromium, sign_in, wait_for
 
 from emostream.worker.store import Result, ResultStore
 
@@ -155,6 +156,49 @@ def test_aggregates_chart_the_past(api):
     assert sum(b["counts"].get("sadness", 0) for b in got["buckets"]) == 3
     too_long = server.get("/api/aggregates", params={"from": 0, "to": t})
     assert too_long.status_code == 400
+
+
+def test_a_month_is_read_from_the_hourly_counts(redis_server, api_process):
+    """A 30-day chart reads the hourly counts the store's script keeps beside the per-minute
+    ones: the same figures from 721 hashes instead of 43,200 (counted by Redis itself)."""
+    now = datetime.now(UTC)
+    spread = [
+        replace(result(100 + i, ("joy", "fear", "anger")[i % 3], channel=f"r/c{i % 2}"),
+                created_at=now - timedelta(hours=7 * i, minutes=13 * i))
+        for i in range(90)
+    ]  # fmt: skip
+    write(redis_server.port, spread)
+    r = redis.Redis(port=redis_server.port)
+    month = {"window_s": 30 * 86400}
+
+    def charted(api) -> tuple[dict, int]:
+        """The chart and the hashes Redis read for it, outside the API's own shift passes."""
+        passes = f"{api.metrics_url} emostream_api_shift_reports_total"
+        while True:
+            wait_for(lambda: metric_at(passes) >= 1, what="the API's first shift pass")
+            ran, before = metric_at(passes), r.info("commandstats")["cmdstat_hgetall"]["calls"]
+            body = api.get("/api/aggregates", params=month).json()
+            reads = r.info("commandstats")["cmdstat_hgetall"]["calls"] - before
+            if metric_at(passes) == ran:  # no shift pass in between: all reads are the chart's
+                return body, reads
+
+    hourly, hourly_reads = charted(api_process(redis_server.port))
+    minutes, minute_reads = charted(api_process(redis_server.port, api_hourly_counts="false"))
+    assert hourly["bucket_s"] == minutes["bucket_s"] == 3 * 3600
+    assert hourly["channels"] == minutes["channels"]
+    assert sum(sum(b["counts"].values()) for b in hourly["buckets"]) == 90
+    assert [b["counts"] for b in hourly["buckets"]] == [b["counts"] for b in minutes["buckets"]]
+    assert hourly_reads <= 30 * 24 + 1 and minute_reads >= 30 * 24 * 60
+    print(f"\n30-day chart: {hourly_reads} hash reads (hourly) against {minute_reads}")
+
+
+def metric_at(where: str) -> float:
+    """``"<metrics url> <sample name>"`` -> its value (0 when absent)."""
+    url, name = where.split()
+    for line in httpx.get(url).text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return 0.0
 
 
 def test_live_feed_streams_new_results_and_resumes(api):

@@ -8,6 +8,8 @@ Keys:
 ``{p}:counts:{version}:{bucket}``   hash ``source|channel|label`` -> posts created in the
                                     bucket (epoch seconds of its start), and
                                     ``source|channel|s:sentiment`` likewise; TTL
+``{p}:hours:{version}:{hour}``      the same counts per hour (``HOUR_S``), bumped by the same
+                                    script: a month's chart reads 720 hashes, not 43,200; TTL
 ``{p}:totals:{version}``            hash ``label`` -> posts, all time
 ``{p}:feed``                        stream of results for dashboards, capped (~feed_maxlen)
 
@@ -48,11 +50,17 @@ redis.call('EXPIRE', KEYS[1], ARGV[1])
 redis.call('HINCRBY', KEYS[3], ARGV[2], 1)
 if ARGV[7 + n] ~= '' then redis.call('HINCRBY', KEYS[3], ARGV[7 + n], 1) end
 redis.call('EXPIRE', KEYS[3], ARGV[3])
+redis.call('HINCRBY', KEYS[6], ARGV[2], 1)
+if ARGV[7 + n] ~= '' then redis.call('HINCRBY', KEYS[6], ARGV[7 + n], 1) end
+redis.call('EXPIRE', KEYS[6], ARGV[3])
 redis.call('HINCRBY', KEYS[4], ARGV[6 + n], 1)
 redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[4], '*', unpack(fields))
 return 1
 """
 
+
+HOUR_S = 3600
+"""Width of the pre-aggregated buckets (``{p}:hours:*``) that long ranges are read from."""
 
 SENTIMENT_MARK = "s:"
 """Count fields of sentiments carry this before the sentiment (emotions carry none)."""
@@ -176,6 +184,10 @@ class Keys:
     def counts(self, version: str, bucket: int) -> str:
         return f"{self.prefix}:counts:{version}:{bucket}"
 
+    def hours(self, version: str, hour: int) -> str:
+        """The counts of the hour starting at ``hour`` (epoch s, a multiple of HOUR_S)."""
+        return f"{self.prefix}:hours:{version}:{hour}"
+
     def totals(self, version: str) -> str:
         return f"{self.prefix}:totals:{version}"
 
@@ -230,9 +242,9 @@ class ResultStore:
             feed_maxlen=settings.feed_maxlen,
         )
 
-    def bucket(self, created_at: datetime) -> int:
+    def bucket(self, created_at: datetime, width_s: int | None = None) -> int:
         ts = int(created_at.timestamp())
-        return ts - ts % self.bucket_s
+        return ts - ts % (width_s or self.bucket_s)
 
     async def write(self, results: list[Result]) -> list[bool]:
         """One pipeline for the batch; True where the post was new for its model version."""
@@ -251,6 +263,7 @@ class ResultStore:
                     keys.counts(r.model_version, self.bucket(r.created_at)),
                     keys.totals(r.model_version),
                     keys.feed(),
+                    keys.hours(r.model_version, self.bucket(r.created_at, HOUR_S)),
                 ],
                 args=[
                     self.ttl_s,

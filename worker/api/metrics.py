@@ -32,6 +32,10 @@ SHIFT_SCORE = Gauge(
     "(worker/api/shifts.py); at most SHIFT_SERIES series.",
     ["source", "channel", "kind", "label"],
 )
+SHIFT_REPORTS = Counter(
+    "emostream_api_shift_reports_total",
+    "Passes of the shift gauges over the live counts (one a minute while the API runs).",
+)
 SHIFTS = Gauge("emostream_emotion_shifts", "Channel labels flagged as shifted right now.")
 SHIFT_SERIES = 50
 

@@ -51,7 +51,7 @@ from emostream.worker.api.shift_report import shift_report
 from emostream.worker.api.shifts import ShiftRule
 from emostream.worker.redis_client import async_client
 from emostream.worker.settings import WorkerSettings
-from emostream.worker.store import SENTIMENT_MARK, Keys
+from emostream.worker.store import HOUR_S, SENTIMENT_MARK, Keys
 
 log = logging.getLogger("emostream.api")
 access_log = logging.getLogger("emostream.api.access")
@@ -149,13 +149,15 @@ async def aggregates(request: web.Request) -> web.Response:
             {"version": None, "bucket_s": settings.count_bucket_s, "buckets": [], "channels": {}}
         )
     step = settings.count_bucket_s
-    # at most ~240 points: stored buckets are summed into display bins of `bin_s`
-    bin_s = max(step, -(-window // 240 // step) * step)
+    bin_s = _bin_s(window, step)
     end = end // step * step
-    starts = list(range(end - window + step, end + step, step))
+    first, last = end - window + step, end  # bucket starts
+    if bin_s % HOUR_S == 0:  # hourly bins: the range in whole hours, whatever is read
+        first, last = first - first % HOUR_S, last - last % HOUR_S + HOUR_S - step
+    starts, names = _count_keys(keys, version, first, last, bin_s, settings)
     pipe = r.pipeline(transaction=False)
-    for s in starts:
-        pipe.hgetall(keys.counts(version, s))
+    for name in names:
+        pipe.hgetall(name)
     bins: dict[int, tuple[dict[str, int], dict[str, int]]] = {}
     not_read: dict[int, int] = {}
     channels: dict[str, dict[str, int]] = {}
@@ -187,8 +189,8 @@ async def aggregates(request: web.Request) -> web.Response:
         {
             "version": version,
             "bucket_s": bin_s,
-            "from": end - window + step,
-            "to": end + step,
+            "from": first,
+            "to": last + step,
             "buckets": buckets,
             "channels": channels,
         }
@@ -196,6 +198,29 @@ async def aggregates(request: web.Request) -> web.Response:
 
 
 MAX_RANGE_S = 30 * 86400
+MAX_BINS = 240
+"""A chart gets at most about this many points: stored counts are summed into bins."""
+
+
+def _bin_s(window: int, step: int) -> int:
+    """The width of a chart's bins: a multiple of the stored bucket, of an hour once that
+    is half an hour or more (so that those bins are read from the hourly counts: a 7-day
+    chart has 168 bins of an hour)."""
+    bin_s = max(step, -(-window // MAX_BINS // step) * step)
+    return -(-bin_s // HOUR_S) * HOUR_S if 2 * bin_s >= HOUR_S else bin_s
+
+
+def _count_keys(
+    keys: Keys, version: str, first: int, last: int, bin_s: int, settings: WorkerSettings
+) -> tuple[list[int], list[str]]:
+    """The starts and keys of the count hashes covering ``first``..``last`` (bucket starts;
+    whole hours for bins of whole hours): hourly ones (``{p}:hours:*``) for bins of whole
+    hours, the per-bucket ones otherwise or with ``api_hourly_counts`` off."""
+    if settings.api_hourly_counts and bin_s % HOUR_S == 0:
+        starts = list(range(first, last + 1, HOUR_S))
+        return starts, [keys.hours(version, h) for h in starts]
+    starts = list(range(first, last + 1, settings.count_bucket_s))
+    return starts, [keys.counts(version, s) for s in starts]
 
 
 def _time_range(request: web.Request, newest: dict | None) -> tuple[int, int]:
@@ -349,6 +374,7 @@ async def report_shifts(app: web.Application) -> None:
                 app["redis"], keys, version, ShiftRule(), settings.count_bucket_s
             ) if version else []  # fmt: skip
             shown = m.show_shifts(found, shown)
+            m.SHIFT_REPORTS.inc()
         except redis.exceptions.RedisError as exc:
             log.warning("shift gauges not updated: %s", exc)
         await asyncio.sleep(60)
