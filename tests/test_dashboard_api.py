@@ -118,6 +118,21 @@ def test_latest_with_filters(api):
     assert sure == []  # every fixture post has its top emotion at 0.8
     assert server.get("/api/latest?min_confidence=x").status_code == 400
     assert server.get("/api/latest?limit=x").status_code == 400
+    found = server.get("/api/latest", params={"q": "NUMBER 2 <b>"}).json()["results"]
+    assert [r["id"] for r in found] == ["reddit:2"]  # words in the text, any case
+    assert server.get("/api/latest", params={"q": "x" * 201}).status_code == 400
+
+
+def test_latest_of_one_bin_for_a_drill_down(api):
+    server, redis_port = api
+    old = datetime.now(UTC) - timedelta(days=3)
+    write(redis_port, [replace(result(30 + i, "fear"), created_at=old) for i in range(2)])
+    t = int(old.timestamp())
+    ids = lambda **p: sorted(r["id"] for r in server.get("/api/latest", params=p).json()["results"])  # noqa: E731
+    assert ids(since=t - 30, until=t + 30) == ["reddit:30", "reddit:31"]
+    assert ids(since=t + 30) == ["flickr:3", "reddit:1", "reddit:2"]
+    assert ids(since=t - 30, until=t + 30, emotion="joy") == []
+    assert server.get("/api/latest", params={"since": -1}).status_code == 400
 
 
 def test_aggregates_per_bucket_and_channel(api):
@@ -287,6 +302,7 @@ def test_openapi_document(api):
 
 
 def test_page_in_headless_chromium(api, tmp_path):
+    from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -307,9 +323,9 @@ def test_page_in_headless_chromium(api, tmp_path):
         panels = browser.find_elements(By.CSS_SELECTOR, "#panels .panel")
         titles = sorted(p.find_element(By.TAG_NAME, "h2").text for p in panels)
         assert titles == [
-            "flickr/tag:sun 1 posts",
-            "reddit/r/happy 1 posts",
-            "reddit/r/rage 1 posts",
+            "flickr/tag:sun 1 post",
+            "reddit/r/happy 1 post",
+            "reddit/r/rage 1 post",
         ]
         series = [
             p.find_element(By.TAG_NAME, "canvas").get_attribute("data-series") for p in panels
@@ -325,6 +341,26 @@ def test_page_in_headless_chromium(api, tmp_path):
         assert "reddit/r/rage" in options
         write(redis_port, [result(7, "surprise", mods=("image",))])  # arrives live (SSE)
         wait.until(lambda b: "surprise" in b.find_element(By.CSS_SELECTOR, "#latest tr").text)
+        rows = lambda b: b.find_elements(By.CSS_SELECTOR, "#latest tr")  # noqa: E731
+        # search: the posts whose text has these words
+        browser.find_element(By.ID, "f-q").send_keys("NUMBER 2\n")
+        wait.until(lambda b: len(rows(b)) == 1 and "anger" in rows(b)[0].text)
+        browser.find_element(By.ID, "f-q").clear()
+        browser.execute_script("document.getElementById('f-q').dispatchEvent(new Event('change'))")
+        wait.until(lambda b: len(rows(b)) == 4)
+        # drill-down: a click on the newest bin of r/rage lists that bin's posts of r/rage
+        rage = next(p for p in browser.find_elements(By.CSS_SELECTOR, "#panels .panel")
+                    if "r/rage" in p.text).find_element(By.TAG_NAME, "canvas")  # fmt: skip
+        (i,) = [int(x) for x in rage.get_attribute("data-filled").split(",")]  # its one bin
+        n, width = int(rage.get_attribute("data-bins")), rage.size["width"]
+        x = (34 + (640 - 40) * (i / (n - 1) if n > 1 else 0.5)) * width / 640  # as drawn
+        ActionChains(browser).move_to_element_with_offset(
+            rage, int(x - width / 2), 0
+        ).click().perform()
+        wait.until(lambda b: "posts of reddit/r/rage" in b.find_element(By.ID, "drill").text)
+        wait.until(lambda b: len(rows(b)) == 1 and "anger" in rows(b)[0].text)
+        browser.find_element(By.ID, "undrill").click()
+        wait.until(lambda b: len(rows(b)) == 4)
         # the filters: text + image posts only
         browser.find_element(By.CSS_SELECTOR, "#f-modality option[value='text,image']").click()
         wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#latest tr")) == 1)

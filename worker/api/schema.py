@@ -163,6 +163,7 @@ def openapi() -> dict:
         _query("modality", "text, image or text,image (latest, feed)"),
         _query("min_confidence", "0..1, of the top emotion (latest, feed)", "number"),
         _query("language", "ISO 639-1 code of the text, or und (latest, feed)"),
+        _query("q", "words the text contains, any case; at most 200 characters (latest, feed)"),
     ]
     path_id = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
     sse = {"200": {"description": "text/event-stream", "content": {"text/event-stream": {}}}}
@@ -170,7 +171,9 @@ def openapi() -> dict:
     paths = {
         "/api/posts/{id}": ("One post's result", [path_id, *common],
                             {**_ok("PostResult"), "404": _json("no such post", "Error")}),
-        "/api/latest": ("Newest results", [*common, *filters, _query("limit", "1..500", "integer")],
+        "/api/latest": ("Newest results", [*common, *filters, _query("limit", "1..500", "integer"),
+                         _query("since", "created at or after, epoch s", "integer"),
+                         _query("until", "created before, epoch s", "integer")],
                         _ok("Latest")),
         "/api/aggregates": ("Posts per emotion per time bin, and per channel",
                             [*common, *filters[:2], *window], _ok("Aggregates")),

@@ -84,13 +84,16 @@ def _result(fields: dict) -> dict:
 
 def _matches(item: dict, query) -> bool:
     """Filters: source, channel, emotion; for stored results also modality ("text",
-    "image" or "text,image") and min_confidence (of the top emotion, 0..1)."""
+    "image" or "text,image"), q (words the text contains, any case) and min_confidence (of
+    the top emotion, 0..1)."""
     mapping = {"source": "source", "channel": "channel", "emotion": "label"}
     if query.get("language") and "language" in item and item["language"] != query["language"]:
         return False
     if not all(item.get(field) == query[f] for f, field in mapping.items() if query.get(f)):
         return False
     if query.get("modality") and "modalities" in item and item["modalities"] != query["modality"]:
+        return False
+    if query.get("q") and "text" in item and query["q"].casefold() not in item["text"].casefold():
         return False
     if query.get("min_confidence") and "emotions" in item:
         try:
@@ -109,8 +112,22 @@ async def post(request: web.Request) -> web.Response:
     return web.json_response(_result(fields))
 
 
+def _created_between(request: web.Request):
+    """``since``/``until`` (epoch s, of created_at): a test of a stored result's fields."""
+    since = _int(request, "since", 0, 0, 2**40)
+    until = _int(request, "until", 2**40, 0, 2**40)
+    if len(request.query.get("q", "")) > 200:
+        raise web.HTTPBadRequest(text="q: at most 200 characters")
+    if since == 0 and until == 2**40:
+        return lambda fields: True
+    return lambda fields: since <= (_epoch(fields.get("created_at")) or -1) < until
+
+
 async def latest(request: web.Request) -> web.Response:
+    """The newest results that match, walking back through the feed (its length is capped):
+    filters as ``_matches``, and ``since``/``until`` for a bin of a chart (drill-down)."""
     limit = _int(request, "limit", 50, 1, 500)
+    created = _created_between(request)
     out: list[dict] = []
     cursor = "+"
     r = request.app["redis"]
@@ -120,7 +137,7 @@ async def latest(request: web.Request) -> web.Response:
         if not entries:
             break
         for entry_id, fields in entries:
-            if _matches(fields, request.query):
+            if _matches(fields, request.query) and created(fields):
                 out.append({"event_id": entry_id, **_result(fields)})
                 if len(out) == limit:
                     break
