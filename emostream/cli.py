@@ -10,6 +10,7 @@ emostream replay                                offline replay of files or a Kaf
 emostream settings                              every EMOSTREAM_* setting, as a table
 emostream deadletters list|show|redrive         read and re-drive the dead-letter topic
 emostream replay-progress --topic T --group G   a replay worker group's progress and ETA
+emostream export [--run ID] FILE                results to Parquet / JSON Lines
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from emostream.ingest import cli as ingest_cli
 from emostream.model import cli as model_cli
 from emostream.model.training import cli as training_cli
 from emostream.settings import SettingError
+from emostream.worker.replay import export
 
 LOGLEVELS = ("debug", "info", "warning", "error", "critical")
 
@@ -166,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     training_cli.add_commands(sub)
     model_cli.add_commands(sub)
     ingest_cli.add_commands(sub)
+    export.add_command(sub)
 
     p = sub.add_parser("worker", help="run a faust worker (EMOSTREAM_* settings)")
     p.add_argument(
