@@ -22,29 +22,64 @@ def _read_image(ref: str | None, base: Path) -> bytes | None:
     return (base / ref).read_bytes()
 
 
+def _jsonl_batches(src, base: Path, size: int):
+    """Batches of (record, PostInput or an error) from JSON lines, read as they come (a
+    file of any length, or a pipe); a line that cannot be read is an error of its own."""
+    from .encoder import PostInput
+
+    batch: list = []
+    for number, line in enumerate(src, 1):
+        if not line.strip():
+            continue
+        rec = None
+        item: PostInput | str
+        try:
+            rec = json.loads(line)
+            if not isinstance(rec, dict):
+                raise ValueError("not a JSON object")
+            item = PostInput(rec.get("text"), _read_image(rec.get("image"), base))
+        except (ValueError, OSError) as exc:
+            known = rec.get("id") if isinstance(rec, dict) else None
+            rec, item = {"id": known, "line": number}, f"line {number}: {exc}"
+        batch.append((rec, item))
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _print_batch(clf, batch: list) -> None:
+    posts = [item for _, item in batch if not isinstance(item, str)]
+    preds = iter(clf.classify(posts, strict=False)) if posts else iter(())
+    for rec, item in batch:
+        pred = None if isinstance(item, str) else next(preds)
+        if isinstance(item, str):
+            out = {**rec, "error": item}
+        elif pred is None:
+            out = {"id": rec.get("id"), "error": "post has neither text nor a usable image"}
+        else:
+            out = {"id": rec.get("id"), **pred.to_dict()} if rec else pred.to_dict()
+        print(json.dumps(out), flush=True)
+
+
 def cmd_classify(args) -> int:
     from .classifier import EmotionClassifier
     from .encoder import PostInput
 
+    if not args.jsonl and args.text is None and args.image is None:
+        print("error: give --text and/or --image, or --jsonl FILE", file=sys.stderr)
+        return 2
     clf = EmotionClassifier(device=args.device)
-    if args.jsonl:
-        src = sys.stdin if args.jsonl == "-" else open(args.jsonl, encoding="utf-8")
-        base = Path(".") if args.jsonl == "-" else Path(args.jsonl).parent
-        records = [json.loads(line) for line in src if line.strip()]
-        posts = [PostInput(r.get("text"), _read_image(r.get("image"), base)) for r in records]
-    else:
-        if args.text is None and args.image is None:
-            print("error: give --text and/or --image, or --jsonl FILE", file=sys.stderr)
-            return 2
-        records = [{}]
+    if not args.jsonl:
         image = Path(args.image).read_bytes() if args.image else None
-        posts = [PostInput(args.text, image)]
-    for rec, pred in zip(records, clf.classify(posts, strict=False), strict=True):
-        if pred is None:
-            out = {"id": rec.get("id"), "error": "post has neither text nor a usable image"}
-        else:
-            out = {"id": rec.get("id"), **pred.to_dict()} if rec else pred.to_dict()
-        print(json.dumps(out))
+        _print_batch(clf, [({}, PostInput(args.text, image))])
+        return 0
+    src = sys.stdin if args.jsonl == "-" else open(args.jsonl, encoding="utf-8")  # noqa: SIM115
+    base = Path(".") if args.jsonl == "-" else Path(args.jsonl).parent
+    with src:
+        for batch in _jsonl_batches(src, base, args.batch):
+            _print_batch(clf, batch)
     return 0
 
 
@@ -106,6 +141,9 @@ def add_commands(sub) -> None:
         "--jsonl",
         default=None,
         help='file of {"id", "text", "image"} lines (image: a path relative to it); - for stdin',
+    )
+    p.add_argument(
+        "--batch", type=int, default=64, help="--jsonl: posts per forward pass, printed as done"
     )
     p.add_argument("--device", default=None)
     p.set_defaults(func=cmd_classify)

@@ -51,6 +51,23 @@ def test_classify_jsonl_reports_unusable_posts(tmp_path):
     assert b == {"id": "b", "error": "post has neither text nor a usable image"}
 
 
+def test_classify_jsonl_streams_in_batches_and_reports_unreadable_lines(tmp_path):
+    """Lines are classified a batch at a time, in order; a line that is not JSON or names
+    a missing picture gets an error line of its own and the rest go on."""
+    f = tmp_path / "posts.jsonl"
+    good = [json.dumps({"id": f"p{i}", "text": f"so happy, day {i}"}) for i in range(5)]
+    f.write_text("\n".join([good[0], "{not json", good[1], good[2],
+                             json.dumps({"id": "gone", "image": "missing.jpg"}),
+                             good[3], "[1, 2]", good[4]]) + "\n")  # fmt: skip
+    out = run("classify", "--jsonl", str(f), "--batch", "2")
+    assert out.returncode == 0, out.stderr
+    rows = [json.loads(x) for x in out.stdout.splitlines()]
+    assert [r.get("id") for r in rows] == ["p0", None, "p1", "p2", "gone", "p3", None, "p4"]
+    assert rows[1]["error"].startswith("line 2:") and rows[1]["line"] == 2
+    assert "missing.jpg" in rows[4]["error"] and "not a JSON object" in rows[6]["error"]
+    assert all(r["label"] for r in rows if "error" not in r)
+
+
 def test_classify_without_input_is_a_usage_error():
     out = run("classify")
     assert out.returncode == 2 and "give --text" in out.stderr
