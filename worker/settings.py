@@ -155,6 +155,12 @@ class WorkerSettings(KafkaSettings):
         50, "Live feeds open at once, all clients together (below the Redis pool of 100)."
     )
     api_feed_clients_per_token: int = setting(10, "Live feeds open at once per token.")
+    api_trusted_proxies: str = setting(
+        "",
+        "Addresses or CIDRs of reverse proxies in front of the API (comma-separated): "
+        "behind one, a client's address (rate limit, access log) is read from "
+        "X-Forwarded-For; empty: the peer's address always.",
+    )
     api_hourly_counts: bool = setting(
         True,
         "Chart bins of an hour or more are read from the hourly counts ({prefix}:hours:*; "

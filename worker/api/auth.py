@@ -140,6 +140,39 @@ class FailedAttempts:
             self._seen.popitem(last=False)
 
 
+def trusted_networks(spec: str) -> tuple:
+    """``api_trusted_proxies`` (comma-separated addresses or CIDRs) as networks."""
+    try:
+        return tuple(
+            ipaddress.ip_network(x.strip(), strict=False) for x in spec.split(",") if x.strip()
+        )
+    except ValueError as exc:
+        raise SettingError(f"EMOSTREAM_API_TRUSTED_PROXIES: {exc}") from exc
+
+
+def _within(address: str, networks: tuple) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in networks)
+
+
+def client_address(request: web.Request) -> str:
+    """The client's address: the peer's, or, when the peer is a trusted proxy, the
+    nearest address in ``X-Forwarded-For`` that is not one (a client cannot forge its
+    way past the proxies, which append what they saw)."""
+    remote = request.remote or "?"
+    networks = request.app.get("trusted_proxies", ())
+    if not networks or not _within(remote, networks):
+        return remote
+    hops = [h.strip() for h in request.headers.get("X-Forwarded-For", "").split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not _within(hop, networks):
+            return hop
+    return remote
+
+
 def presented(request: web.Request) -> str | None:
     header = request.headers.get("Authorization", "")
     if header[:7].lower() == "bearer ":
@@ -177,7 +210,7 @@ def unauthorized(request: web.Request, reason: str) -> web.StreamResponse:
 
 def authenticate(request: web.Request, tokens: TokensFile, failures: FailedAttempts):
     """The token of a request, a 401/429 response to send, or an exception to raise."""
-    address = request.remote or "?"
+    address = client_address(request)
     wait = failures.wait_s(address)
     if wait:
         m.API_AUTH_FAILURES.labels("rate_limited").inc()
@@ -233,7 +266,7 @@ async def signin(request: web.Request) -> web.StreamResponse:
     tokens, failures = app["tokens"], app["failures"]
     if tokens is None:  # EMOSTREAM_API_AUTH=none: nothing to sign in to
         return web.Response(status=303, headers={"Location": "/"})
-    address = request.remote or "?"
+    address = client_address(request)
     if failures.wait_s(address):
         m.API_AUTH_FAILURES.labels("rate_limited").inc()
         return signin_page(request, 429, "too many wrong tokens; try again later")

@@ -42,8 +42,10 @@ from emostream.worker.api.auth import (
     TokensFile,
     auth_middleware,
     check_open_allowed,
+    client_address,
     signin,
     signout,
+    trusted_networks,
 )
 from emostream.worker.api.headers import add_security_headers, cors_preflight
 from emostream.worker.api.schema import openapi
@@ -312,7 +314,12 @@ async def _stream(request: web.Request) -> web.StreamResponse:
     await response.write(b"retry: 2000\n: connected\n\n")
     quiet_since = time.monotonic()
     try:
-        while request.transport is not None and not request.transport.is_closing():
+        closing: asyncio.Event = request.app["closing"]
+        while (
+            request.transport is not None
+            and not request.transport.is_closing()
+            and not closing.is_set()  # the API is stopping: end, the client reconnects
+        ):
             # short blocking reads: each one ends well inside the client's socket timeout
             got = await r.xread({stream: last}, block=FEED_BLOCK_MS, count=100)
             if not got:
@@ -521,7 +528,7 @@ async def observe(request: web.Request, handler):
         token = request.get("token")
         access_log.info(json.dumps({
             "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
-            "who": token.name if token else None, "address": request.remote,
+            "who": token.name if token else None, "address": client_address(request),
             "method": request.method, "route": route, "status": status,
             "ms": round(1000 * (time.monotonic() - started), 1),
         }))  # fmt: skip
@@ -559,6 +566,13 @@ def create_api(settings: WorkerSettings) -> web.Application:
     app["settings"], app["tokens"], app["failures"] = settings, tokens, failures
     app["page"] = PAGE.read_text(encoding="utf-8")
     app["feeds"] = Counter()
+    app["trusted_proxies"] = trusted_networks(settings.api_trusted_proxies)
+    app["closing"] = asyncio.Event()
+
+    async def end_feeds(app: web.Application) -> None:  # else SIGTERM waits on open feeds
+        app["closing"].set()
+
+    app.on_shutdown.append(end_feeds)
     add_security_headers(app, app["page"], settings.api_cors_origins)
 
     async def connect(app: web.Application):
