@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 from collections import Counter
 from datetime import UTC, datetime
@@ -47,6 +48,7 @@ from emostream.worker.api.auth import (
     signout,
     trusted_networks,
 )
+from emostream.worker.api.feed_hub import Ended, FeedHub
 from emostream.worker.api.headers import add_security_headers, cors_preflight
 from emostream.worker.api.schema import openapi
 from emostream.worker.api.shift_report import shift_report
@@ -295,52 +297,59 @@ async def feed(request: web.Request) -> web.StreamResponse:
         open_feeds[who] -= 1
 
 
+ENTRY_ID = re.compile(r"\d{1,20}(-\d{1,20})?")
+
+
 async def _stream(request: web.Request) -> web.StreamResponse:
-    r = request.app["redis"]
+    """The feed's events from the shared reader of its stream (``feed_hub.py``): no
+    pooled Redis connection is held while a feed is open."""
     stream = _keys(request).feed()
     last = request.headers.get("Last-Event-ID") or request.query.get("from") or "$"
-    if last == "$":
-        newest = await r.xrevrange(stream, count=1)
-        last = newest[0][0] if newest else "0-0"
+    if last != "$" and not ENTRY_ID.fullmatch(last):
+        raise web.HTTPBadRequest(text="Last-Event-ID / from: a feed event id (ms-seq)")
+    sub = await request.app["feeds_hub"].subscribe(stream, last)
     m.API_FEED_CLIENTS.inc()
-    response = web.StreamResponse(
-        headers={
-            "Content-Type": "text/event-stream",
-            "Cache-Control": "no-cache",
-            "X-Accel-Buffering": "no",
-        }
-    )
-    await response.prepare(request)
-    await response.write(b"retry: 2000\n: connected\n\n")
-    quiet_since = time.monotonic()
     try:
-        closing: asyncio.Event = request.app["closing"]
-        while (
-            request.transport is not None
-            and not request.transport.is_closing()
-            and not closing.is_set()  # the API is stopping: end, the client reconnects
-        ):
-            # short blocking reads: each one ends well inside the client's socket timeout
-            got = await r.xread({stream: last}, block=FEED_BLOCK_MS, count=100)
-            if not got:
-                if time.monotonic() - quiet_since >= FEED_KEEPALIVE_S:
-                    await response.write(b": keep-alive\n\n")
-                    quiet_since = time.monotonic()
-                continue
-            quiet_since = time.monotonic()
-            for entry_id, fields in got[0][1]:
-                last = entry_id
-                if _matches(fields, request.query):
-                    data = json.dumps({"event_id": entry_id, **_result(fields)})
-                    await response.write(f"id: {entry_id}\ndata: {data}\n\n".encode())
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "text/event-stream",
+                "Cache-Control": "no-cache",
+                "X-Accel-Buffering": "no",
+            }
+        )
+        await response.prepare(request)
+        await response.write(b"retry: 2000\n: connected\n\n")
+        await _send_events(request, response, sub)
     except (ConnectionResetError, asyncio.CancelledError):
         pass
-    except redis.exceptions.RedisError as exc:
+    except (Ended, redis.exceptions.RedisError) as exc:
         # end the stream; EventSource reconnects and resumes from its Last-Event-ID
         log.warning("feed ended: %s", exc)
     finally:
+        sub.hub.unsubscribe(sub)
         m.API_FEED_CLIENTS.dec()
     return response
+
+
+async def _send_events(request: web.Request, response: web.StreamResponse, sub) -> None:
+    closing: asyncio.Event = request.app["closing"]
+    quiet_since = time.monotonic()
+    while (
+        request.transport is not None
+        and not request.transport.is_closing()
+        and not closing.is_set()  # the API is stopping: end, the client reconnects
+    ):
+        got = await sub.next(timeout_s=FEED_BLOCK_MS / 1000)
+        if got is None:
+            if time.monotonic() - quiet_since >= FEED_KEEPALIVE_S:
+                await response.write(b": keep-alive\n\n")
+                quiet_since = time.monotonic()
+            continue
+        quiet_since = time.monotonic()
+        entry_id, fields = got
+        if _matches(fields, request.query):
+            data = json.dumps({"event_id": entry_id, **_result(fields)})
+            await response.write(f"id: {entry_id}\ndata: {data}\n\n".encode())
 
 
 def _int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
@@ -577,7 +586,9 @@ def create_api(settings: WorkerSettings) -> web.Application:
 
     async def connect(app: web.Application):
         app["redis"] = async_client(settings, decode_responses=True)
+        app["feeds_hub"] = FeedHub(app["redis"], FEED_BLOCK_MS)
         yield
+        await app["feeds_hub"].close()
         await app["redis"].aclose()
 
     async def shift_gauges(app: web.Application):
