@@ -22,9 +22,7 @@ expert for which served head, its gate index and the served class of each of its
 Training losses use the raw head logits; only the model's returned ``logits`` are mixed
 (as log-probabilities), so calibration and every runtime see the mixture.
 
-The gate is fitted after the rest, every other weight frozen (``gate.py``). An expert
-may carry ``offsets``, one per label, added to its logits (``offsets.py``: how readily
-it says neutral, fitted on val).
+The gate is fitted after the rest, every other weight frozen (``gate.py``).
 """
 
 from __future__ import annotations
@@ -93,12 +91,6 @@ def _class_map(
     return idx, space
 
 
-@functools.lru_cache(maxsize=64)
-def _offsets(offsets: tuple[float, ...], device: torch.device) -> torch.Tensor:
-    with torch.inference_mode(False):
-        return torch.tensor(offsets, device=device)
-
-
 def _expert_view(
     p: torch.Tensor, own: torch.Tensor, classes: list[int], weight: float = 1.0
 ) -> torch.Tensor:
@@ -127,10 +119,7 @@ def mix(logits: dict[str, torch.Tensor], experts: Experts) -> dict[str, torch.Te
         weight = experts.get("weights", {}).get(served, 1.0)
         for e in group:
             g = gate[:, e["gate"] : e["gate"] + 1]
-            own = logits[e["head"]].float()
-            if e.get("offsets"):
-                own = own + _offsets(tuple(e["offsets"]), own.device)
-            own = own.softmax(-1)
+            own = logits[e["head"]].float().softmax(-1)
             mixed = mixed + g * _expert_view(p, own, e["classes"], weight)
             covered = covered + g
         mixed = mixed + (1.0 - covered).clamp(min=0.0) * p

@@ -1,7 +1,5 @@
 """Served heads mixed from the per-dataset heads, gated by the domain head (experts.py)."""
 
-import copy
-
 import pytest
 import torch
 
@@ -63,21 +61,6 @@ def test_labels_that_share_a_served_class_add_up():
     torch.testing.assert_close(out[:, 1], mass * (own[:, 0] + own[:, 1]), atol=1e-6, rtol=0)
     torch.testing.assert_close(out[:, 3], mass * own[:, 2], atol=1e-6, rtol=0)
     torch.testing.assert_close(out[:, [0, 2]], served[:, [0, 2]], atol=1e-6, rtol=0)
-
-
-def test_an_offset_moves_one_label_and_keeps_the_ratios_of_the_others():
-    plain = expert_spec("gate", ["x", "y", "z"], {"emotion": [("b", 1, [1, 1, 3])]})
-    shifted = copy.deepcopy(plain)
-    shifted["heads"]["emotion"][0]["offsets"] = [0.0, 0.0, 1.5]  # label 2 (class 3) up
-    x = logits([1e-12, 1.0, 1e-12], seed=6)
-    a, b = mix(x, plain)["emotion"].exp(), mix(x, shifted)["emotion"].exp()
-    assert (b[:, 3] > a[:, 3]).all() and (b[:, 1] < a[:, 1]).all()
-    torch.testing.assert_close(b[:, [0, 2]], a[:, [0, 2]], atol=1e-6, rtol=0)  # not its classes
-    torch.testing.assert_close(b.sum(-1), torch.ones(5))
-    own = x["b"].clone()
-    own[:, 2] += 1.5
-    mass = a[:, [1, 3]].sum(-1)
-    torch.testing.assert_close(b[:, 3], mass * own.softmax(-1)[:, 2], atol=1e-6, rtol=0)
 
 
 def test_a_post_like_no_expert_gets_the_served_head():

@@ -83,5 +83,18 @@ def test_nothing_to_export_or_a_bad_name_is_a_clear_error(stored, tmp_path):
     none = export(stored, "--run", "never-ran", str(folder / "x.parquet"))
     assert none.returncode == 2 and "no results under emo:replay:never-ran:post:*" in none.stderr
     assert not list(folder.iterdir())  # no file, no partial
-    bad = export(stored, str(folder / "x.csv"))
-    assert bad.returncode == 2 and ".parquet or .jsonl" in bad.stderr
+    bad = export(stored, str(folder / "x.xlsx"))
+    assert bad.returncode == 2 and ".parquet, .jsonl or .csv" in bad.stderr
+
+
+def test_a_run_to_csv(stored, tmp_path):
+    import csv
+
+    out = tmp_path / "backfill.csv"
+    assert export(stored, "--run", "backfill", str(out)).returncode == 0
+    with out.open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == PAGE + 250
+    first = next(r for r in rows if r["id"] == "reddit:7")
+    assert json.loads(first["emotions"]) == {"joy": 0.75, "fear": 0.25}
+    assert first["modalities"] == "text,image" and first["text"] == "post 7 ünïcode"

@@ -207,29 +207,3 @@ def test_text_and_picture_sentiment_keeps_the_fused_answer_for_tweets(served):
         "mvsa-single",
         "twitter-ii",
     }
-
-
-def test_neutral_offsets_fitted_on_val_pick_the_best_macro_f1(served, data_dir, served_cache):
-    """``emostream train --neutral-offsets`` (offsets.py), on the shipped heads: the
-    mvsa-single expert gets the offset of the best val macro-F1, only on its neutral
-    label; its table's 0 is the model as shipped."""
-    from emostream.model.training.neutral_offsets import fit_neutral_offsets
-
-    model, _ = served
-    val = {}
-    for name in ("mvsa-single", "twitter-ii"):
-        items = Dataset.load(name, data_dir).split("val")
-        val[name] = (items, served_cache.features(items, progress=False))
-    fitted, chosen = fit_neutral_offsets(model, val)
-    assert set(chosen) == {"mvsa-single"}  # twitter-ii has no neutral label
-    table = chosen["mvsa-single"]["val_macro_f1"]
-    b = chosen["mvsa-single"]["neutral"]
-    assert table[str(b)] == max(table.values())
-    as_shipped = evaluate_dataset(model, *val["mvsa-single"], "both")["macro_f1"]
-    assert table["0.0"] == pytest.approx(as_shipped, abs=1e-4)
-    sentiment = fitted.config.experts["heads"]["sentiment"]
-    [mvsa] = [e for e in sentiment if e["gate"] == DATASETS.index("mvsa-single")]
-    want = [b if SENTIMENTS[c] == "neutral" else 0.0 for c in mvsa["classes"]]
-    assert mvsa["offsets"] == want and b > 0
-    got = evaluate_dataset(fitted, *val["mvsa-single"], "both")["macro_f1"]
-    assert got == pytest.approx(table[str(b)], abs=1e-4) and got > as_shipped

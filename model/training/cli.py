@@ -106,7 +106,6 @@ def cmd_train(args) -> int:
         if args.expert_weights
         else None,
         modality_pool=args.modality_pool,
-        neutral_offsets=args.neutral_offsets,
     )
     out = Path(args.out or WEIGHTS_DIR / "emostream-commonspace-v2.safetensors")
     ship(model, info, cache, args.data_dir, datasets, out)
@@ -231,14 +230,6 @@ def _train_parser(sub) -> None:
         default=None,
         help="the experts' weight against the served head, per served head (default: "
         "served.EXPERT_WEIGHTS; 1 = the expert alone re-decides among its classes)",
-    )
-    p.add_argument(
-        "--neutral-offsets",
-        action=argparse.BooleanOptionalAction,
-        default=False,
-        help="fit how readily each dataset's expert says neutral on its val split "
-        "(model/training/neutral_offsets.py; more neutral recall and macro-F1 on "
-        "mvsa-single, less accuracy)",
     )
     p.add_argument(
         "--modality-pool",

@@ -30,7 +30,6 @@ from emostream.model.training.gate import fit_gate
 from emostream.model.training.labels import EMOTIONS, SENTIMENTS
 from emostream.model.training.loop import TrainConfig, TrainingSet, seed_everything, train
 from emostream.model.training.losses import class_weights
-from emostream.model.training.neutral_offsets import fit_neutral_offsets
 from emostream.model.training.pairs import NEEDS as PAIRS_NEED
 from emostream.model.training.pairs import (
     TWEETS,
@@ -129,15 +128,12 @@ def train_served(
     experts: bool = True,
     expert_weights: dict[str, float] | None = None,
     modality_pool: bool = True,
-    neutral_offsets: bool = False,
 ) -> tuple[FusionModel, dict]:
     """Train the served model; ``balance``: each dataset weighs in proportion to n ** balance;
     ``restrict``: a served head's softmax spans only the row's dataset's label space;
     ``experts``: served heads mixed from the datasets' own heads (``experts.py``), with
     ``expert_weights`` (default ``EXPERT_WEIGHTS``); ``modality_pool``: emotion on posts with
-    both modalities pools the text-alone and picture-alone answers (``pairs.py``);
-    ``neutral_offsets``: how readily each expert says neutral, fitted on val (``offsets.py``;
-    off by default: it costs the robustness set's sentiment its 0.90, docs/model.md)."""
+    both modalities pools the text-alone and picture-alone answers (``pairs.py``)."""
     train_parts = _load(datasets, data_dir, cache, "train")
     val = _load(datasets, data_dir, cache, "val")
     heads = heads_for(datasets, data_dir)
@@ -167,9 +163,6 @@ def train_served(
         model, gate_history = fit_gate(
             model, spec, parts, lambda m: val_score(m, val), gate_cfg, desc="gate"
         )
-    offsets: dict | None = None
-    if experts and neutral_offsets:  # how readily each expert says neutral
-        model, offsets = fit_neutral_offsets(model, val)
     pooled: dict | None = None
     if modality_pool and set(PAIRS_NEED) <= set(datasets):  # emotion of text + picture
         model, pooled = with_modality_pool(model, cache, data_dir)
@@ -187,7 +180,6 @@ def train_served(
             "epochs_run": len(gate_history),
             "val_score": max((h["val"] for h in gate_history), default=None),
         },
-        "neutral_offsets": offsets,
         "modality_pool": pooled,
     }
     return model, info

@@ -2,8 +2,7 @@
 
 A ``Task`` names the head a dataset's labels speak to and the classes that dataset can
 have; ``evaluate_dataset`` scores one dataset on one task under one modality condition.
-Training (``served_training``), the image-text pairs (``pairs``) and the neutral offsets
-all score through here.
+Training (``served_training``) and the image-text pairs (``pairs``) score through here.
 """
 
 from __future__ import annotations

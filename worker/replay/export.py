@@ -1,5 +1,5 @@
 """``emostream export``: the results of a replay run (or the live ones) out of Redis into a
-Parquet or JSON Lines file, so they outlive Redis's TTL and the feed's cap.
+Parquet, JSON Lines or CSV file, so they outlive Redis's TTL and the feed's cap.
 
     emostream export --run backfill results.parquet      # a replay's namespace
     emostream export live.jsonl                          # the live results
@@ -7,12 +7,14 @@ Parquet or JSON Lines file, so they outlive Redis's TTL and the feed's cap.
 Every post hash of the namespace (``<prefix>[:replay:<run>]:post:*``) is read with SCAN,
 in pages, and written as it is read (memory stays flat for any size): one row per post,
 the stored fields as columns (emotions and sentiments as maps of label to probability,
-modalities as a list). The file is written beside its name and renamed into place when
-complete, so a failed export never leaves a half file under the name asked for.
+modalities as a list; in CSV as JSON and a comma-joined list). The file is written
+beside its name and renamed into place when complete, so a failed export never leaves a
+half file under the name asked for.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -72,10 +74,10 @@ def _read(client, names: list[str]) -> list[dict]:
 
 
 def export(settings: WorkerSettings, run_id: str | None, out: Path, quiet: bool = False) -> int:
-    """Write the namespace's results to ``out`` (.parquet or .jsonl); how many."""
+    """Write the namespace's results to ``out`` (.parquet, .jsonl or .csv); how many."""
     fmt = out.suffix.lower()
-    if fmt not in (".parquet", ".jsonl"):
-        raise SettingError(f"{out}: the file name must end in .parquet or .jsonl")
+    if fmt not in (".parquet", ".jsonl", ".csv"):
+        raise SettingError(f"{out}: the file name must end in .parquet, .jsonl or .csv")
     pattern = Keys(settings.key_prefix, run_id).post("*")
     partial = out.with_name(out.name + ".partial")
     client = sync_client(settings, decode_responses=True)
@@ -104,7 +106,14 @@ def _sink(path: Path, fmt: str) -> tuple[Callable[[list[dict]], None], Callable[
         writer = pq.ParquetWriter(path, SCHEMA)
         return (lambda rows: writer.write_table(pa.Table.from_pylist(rows, schema=SCHEMA)),
                 writer.close)  # fmt: skip
-    fh = path.open("w", encoding="utf-8")
+    fh = path.open("w", encoding="utf-8", newline="")
+    if fmt == ".csv":  # maps as JSON, modalities joined by ","
+        columns = [f.name for f in SCHEMA]
+        table = csv.DictWriter(fh, columns)
+        table.writeheader()
+        flat = lambda r: {**r, **{n: json.dumps(r[n]) for n in MAPS},  # noqa: E731
+                          "modalities": ",".join(r["modalities"])}
+        return (lambda rows: table.writerows(flat(r) for r in rows)), fh.close  # fmt: skip
     return (lambda rows: fh.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
             fh.close)  # fmt: skip
 
@@ -116,8 +125,8 @@ def cmd_export(args) -> int:
 
 
 def add_command(sub) -> None:
-    p = sub.add_parser("export", help="results of a replay run (or live) to Parquet / JSONL")
-    p.add_argument("out", help="the file to write: NAME.parquet or NAME.jsonl")
+    p = sub.add_parser("export", help="results of a replay run (or live) to Parquet / JSONL / CSV")
+    p.add_argument("out", help="the file to write: NAME.parquet, NAME.jsonl or NAME.csv")
     p.add_argument("--run", default=None, help="a replay's run id; default: the live results")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_export)
