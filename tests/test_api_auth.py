@@ -68,10 +68,10 @@ def test_every_documented_route_needs_a_token(api, capsys):
 def test_the_api_answers_without_a_token_json_with_the_reason(api):
     r = httpx.get(api.url + "/api/latest")
     assert r.status_code == 401
-    assert r.json()["error"]["message"] == "a token is required"
+    assert r.json()["detail"] == "a token is required"
     assert 'error="no_token"' in r.headers["WWW-Authenticate"]
     r = httpx.get(api.url + "/api/latest", headers=api.headers("not-the-token"))
-    assert r.json()["error"]["message"] == "wrong token"
+    assert r.json()["detail"] == "wrong token"
     assert 'error="invalid_token"' in r.headers["WWW-Authenticate"]
     page = httpx.get(api.url + "/")  # a browser without the cookie: the sign-in form
     assert page.status_code == 401 and 'name="token"' in page.text
@@ -184,7 +184,7 @@ def test_security_headers_and_no_cors_unless_configured(redis_server, api_proces
 )
 def test_parameters_out_of_bounds_are_refused(api, query, reason):
     r = api.get(query)
-    assert r.status_code == 400 and r.json()["error"]["message"] == reason
+    assert r.status_code == 400 and r.json()["detail"] == reason
 
 
 def test_the_access_log_is_json_and_never_shows_a_token(api):

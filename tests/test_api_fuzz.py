@@ -1,5 +1,5 @@
 """Any query the OpenAPI document allows, with any values, never makes the API fail: every
-answer is below 500, JSON, and an error says why in the documented Error shape. The
+answer is below 500, JSON, and an error says why in the documented Problem shape (RFC 9457). The
 routes and their parameters are read from the document itself (hypothesis draws the
 values), so a new route or parameter is fuzzed without a change here."""
 
@@ -19,7 +19,7 @@ DOC = openapi()
 TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=60)
 INTEGER = st.one_of(st.integers(), st.integers(-10, 10_000), st.integers(2**40, 2**70))
 NUMBER = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers())
-ERROR = {"$ref": "#/components/schemas/Error", **DOC}
+ERROR = {"$ref": "#/components/schemas/Problem", **DOC}
 ROUTES = [
     (path, item["get"])
     for path, item in DOC["paths"].items()

@@ -84,7 +84,7 @@ def test_errors_are_json_with_the_reason(api):
     from emostream.worker.api.schema import openapi
 
     server, _ = api
-    error_schema = {"$ref": "#/components/schemas/Error", **openapi()}
+    error_schema = {"$ref": "#/components/schemas/Problem", **openapi()}
     cases = {
         "/api/posts/nope": (404, "no such post"),
         "/api/latest?limit=x": (400, "limit must be an integer"),
@@ -94,10 +94,11 @@ def test_errors_are_json_with_the_reason(api):
     for path, (status, reason) in cases.items():
         r = server.get(f"{path}")
         assert r.status_code == status, path
-        assert r.headers["content-type"].startswith("application/json"), path
+        assert r.headers["content-type"].startswith("application/problem+json"), path
         body = r.json()
         jsonschema.validate(body, error_schema)
-        assert body["error"]["status"] == status and reason in body["error"]["message"], body
+        assert body["status"] == status and reason in body["detail"], body
+        assert body["type"] == "about:blank" and body["title"], body
 
 
 def test_latest_with_filters(api):

@@ -124,16 +124,16 @@ class Comparison(msgspec.Struct):
     """live label -> shadow label -> posts."""
 
 
-class ErrorDetail(msgspec.Struct):
+class Problem(msgspec.Struct, kw_only=True):
+    """Every error response (400, 401, 404, 429, 500...), as RFC 9457 problem details
+    (``application/problem+json``)."""
+
+    type: str = "about:blank"
+    title: str
+    """The status's phrase, e.g. "Bad Request"."""
     status: int
-    message: str
+    detail: str
     """What was wrong, e.g. "limit must be an integer"."""
-
-
-class Error(msgspec.Struct):
-    """Every error response (400, 404, 500...)."""
-
-    error: ErrorDetail
 
 
 def _query(name: str, desc: str, kind: str = "string", required: bool = False) -> dict:
@@ -143,16 +143,17 @@ def _query(name: str, desc: str, kind: str = "string", required: bool = False) -
 
 def _json(description: str, name: str) -> dict:
     schema = {"$ref": f"#/components/schemas/{name}"}
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
+    media = "application/problem+json" if name == "Problem" else "application/json"
+    return {"description": description, "content": {media: {"schema": schema}}}
 
 
 def _ok(name: str) -> dict:
-    return {"200": _json("OK", name), "400": _json("a parameter out of its bounds", "Error")}
+    return {"200": _json("OK", name), "400": _json("a parameter out of its bounds", "Problem")}
 
 
 def openapi() -> dict:
     _, components = msgspec.json.schema_components(
-        [PostResult, Latest, Aggregates, Shifts, Versions, Comparison, Error],
+        [PostResult, Latest, Aggregates, Shifts, Versions, Comparison, Problem],
         ref_template="#/components/schemas/{name}",
     )
     common = [_query("run", "a replay's run id (default: the live namespace)")]
@@ -170,7 +171,7 @@ def openapi() -> dict:
     window = [_query("window_s", "seconds", "integer"), _query("version", "default: newest")]
     paths = {
         "/api/posts/{id}": ("One post's result", [path_id, *common],
-                            {**_ok("PostResult"), "404": _json("no such post", "Error")}),
+                            {**_ok("PostResult"), "404": _json("no such post", "Problem")}),
         "/api/latest": ("Newest results", [*common, *filters, _query("limit", "1..500", "integer"),
                          _query("since", "created at or after, epoch s", "integer"),
                          _query("until", "created before, epoch s", "integer")],
@@ -260,6 +261,6 @@ SECURITY_SCHEMES = {
                "description": "set by signing in on the page (POST /signin)"},
 }  # fmt: skip
 REFUSED = {
-    "401": _json("no token, or a wrong one (WWW-Authenticate says which)", "Error"),
-    "429": _json("too many wrong tokens from this address, or too many feeds", "Error"),
+    "401": _json("no token, or a wrong one (WWW-Authenticate says which)", "Problem"),
+    "429": _json("too many wrong tokens from this address, or too many feeds", "Problem"),
 }

@@ -494,8 +494,9 @@ async def healthz(request: web.Request) -> web.Response:
 
 @web.middleware
 async def json_errors(request: web.Request, handler):
-    """Every error as JSON (``{"error": {"status", "message"}}``, the schema's Error),
-    never aiohttp's text/plain; an unexpected exception is logged and answered 500."""
+    """Every error as RFC 9457 problem details (``application/problem+json``: type, title,
+    status, detail; the schema's Problem), never aiohttp's text/plain; an unexpected
+    exception is logged and answered 500."""
     try:
         return await handler(request)
     except web.HTTPException as exc:
@@ -506,12 +507,17 @@ async def json_errors(request: web.Request, handler):
             message = message.split(": ", 1)[1]
         headers = {k: v for k, v in exc.headers.items() if k.lower() != "content-type"}
         headers.pop("Content-Length", None)
-        body = {"error": {"status": exc.status, "message": message}}
-        return web.json_response(body, status=exc.status, headers=headers)
+        return _problem(exc.status, exc.reason, message, headers)
     except Exception:
         log.exception("%s %s failed", request.method, request.path)
-        body = {"error": {"status": 500, "message": "internal error (logged)"}}
-        return web.json_response(body, status=500)
+        return _problem(500, "Internal Server Error", "internal error (logged)", {})
+
+
+def _problem(status: int, title: str, detail: str, headers: dict) -> web.Response:
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+    return web.json_response(
+        body, status=status, headers=headers, content_type="application/problem+json"
+    )
 
 
 @web.middleware

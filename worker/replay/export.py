@@ -111,8 +111,11 @@ def _sink(path: Path, fmt: str) -> tuple[Callable[[list[dict]], None], Callable[
         columns = [f.name for f in SCHEMA]
         table = csv.DictWriter(fh, columns)
         table.writeheader()
-        flat = lambda r: {**r, **{n: json.dumps(r[n]) for n in MAPS},  # noqa: E731
-                          "modalities": ",".join(r["modalities"])}
+        flat = lambda r: {
+            **r,
+            **{n: json.dumps(r[n]) for n in MAPS},  # noqa: E731
+            "modalities": ",".join(r["modalities"]),
+        }
         return (lambda rows: table.writerows(flat(r) for r in rows)), fh.close  # fmt: skip
     return (lambda rows: fh.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
             fh.close)  # fmt: skip
