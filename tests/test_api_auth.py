@@ -45,7 +45,8 @@ def _status(api, url: str, headers: dict) -> int:
         return r.status_code  # a feed is left as soon as its headers are in
 
 
-def test_every_documented_route_needs_a_token(api, capsys):
+def test_every_documented_route_needs_a_token(redis_server, api_process, capsys):
+    api = api_process(redis_server.port, api_auth_failures=1000)  # a wrong token per route
     routes = _documented_routes(api)
     assert {"/", "/openapi.json", "/api/latest", "/api/feed", "/api/compare"} <= {
         p for p, _ in routes

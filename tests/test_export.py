@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import pyarrow.parquet as pq
 import pytest
 
-from emostream.worker.replay.export import PAGE
+from emostream.worker.replay.export import PAGE, SCHEMA
 from emostream.worker.store import Result, ResultStore
 
 
@@ -98,3 +98,21 @@ def test_a_run_to_csv(stored, tmp_path):
     first = next(r for r in rows if r["id"] == "reddit:7")
     assert json.loads(first["emotions"]) == {"joy": 0.75, "fear": 0.25}
     assert first["modalities"] == "text,image" and first["text"] == "post 7 ünïcode"
+
+
+def test_the_api_streams_the_same_export(stored, api_process):
+    import csv
+    import io
+
+    api = api_process(stored)
+    r = api.get("/api/export", params={"run": "backfill"})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/x-ndjson")
+    assert 'filename="emostream-backfill.jsonl"' in r.headers["content-disposition"]
+    rows = [json.loads(x) for x in r.text.splitlines()]
+    assert len(rows) == PAGE + 250 and len({x["id"] for x in rows}) == PAGE + 250
+    assert rows[0].keys() == {f.name for f in SCHEMA}
+    table = list(csv.DictReader(io.StringIO(api.get("/api/export?format=csv").text)))
+    assert sorted(x["id"] for x in table) == ["reddit:0", "reddit:1", "reddit:2"]
+    assert api.get("/api/export?format=xlsx").status_code == 400
+    empty = api.get("/api/export", params={"run": "never-ran"})
+    assert empty.status_code == 200 and empty.text == ""

@@ -48,6 +48,7 @@ from emostream.worker.api.auth import (
     signout,
     trusted_networks,
 )
+from emostream.worker.api.export_stream import export
 from emostream.worker.api.feed_hub import Ended, FeedHub
 from emostream.worker.api.headers import add_security_headers, cors_preflight
 from emostream.worker.api.schema import openapi
@@ -617,7 +618,7 @@ ROUTES = {
     "/": page, "/signin": signin, "/healthz": healthz, "/openapi.json": openapi_json,
     "/api/posts/{id}": post, "/api/latest": latest, "/api/aggregates": aggregates,
     "/api/feed": feed, "/api/shifts": shifts, "/api/versions": versions,
-    "/api/compare": compare,
+    "/api/compare": compare, "/api/export": lambda request: export(request, _keys(request)),
 }  # fmt: skip
 
 

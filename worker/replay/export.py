@@ -54,6 +54,11 @@ def row(fields: dict[str, str]) -> dict:
     return out
 
 
+def csv_row(r: dict) -> dict:
+    """An export row for CSV: the maps as JSON, the modalities joined by ","."""
+    return {**r, **{n: json.dumps(r[n]) for n in MAPS}, "modalities": ",".join(r["modalities"])}
+
+
 def pages(client, pattern: str) -> Iterator[list[dict]]:
     """The post hashes matching ``pattern``, PAGE at a time."""
     names: list[str] = []
@@ -111,12 +116,7 @@ def _sink(path: Path, fmt: str) -> tuple[Callable[[list[dict]], None], Callable[
         columns = [f.name for f in SCHEMA]
         table = csv.DictWriter(fh, columns)
         table.writeheader()
-        flat = lambda r: {
-            **r,
-            **{n: json.dumps(r[n]) for n in MAPS},  # noqa: E731
-            "modalities": ",".join(r["modalities"]),
-        }
-        return (lambda rows: table.writerows(flat(r) for r in rows)), fh.close  # fmt: skip
+        return (lambda rows: table.writerows(csv_row(r) for r in rows)), fh.close  # fmt: skip
     return (lambda rows: fh.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
             fh.close)  # fmt: skip
 
