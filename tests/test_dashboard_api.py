@@ -343,6 +343,11 @@ def test_page_in_headless_chromium(api, tmp_path):
         write(redis_port, [result(7, "surprise", mods=("image",))])  # arrives live (SSE)
         wait.until(lambda b: "surprise" in b.find_element(By.CSS_SELECTOR, "#latest tr").text)
         rows = lambda b: b.find_elements(By.CSS_SELECTOR, "#latest tr")  # noqa: E731
+        # the export link downloads what the page charts (the cookie signs it in)
+        link = browser.find_element(By.ID, "export-csv").get_attribute("href")
+        assert link.endswith("/api/export?format=csv")
+        got = browser.execute_script("return await (await fetch(arguments[0])).text()", link)
+        assert got.splitlines()[0].startswith("id,source,channel") and len(got.splitlines()) == 5
         # search: the posts whose text has these words
         browser.find_element(By.ID, "f-q").send_keys("NUMBER 2\n")
         wait.until(lambda b: len(rows(b)) == 1 and "anger" in rows(b)[0].text)
