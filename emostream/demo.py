@@ -100,11 +100,7 @@ def run_demo(keep: bool = False, metrics_port: int = 9101) -> int:
         time.sleep(1.0)  # let the dead letters be counted
         report(client, port)
         client.save()
-        print(
-            f"\nresults saved in {DEMO_DIR / 'dump.rdb'}; query them with\n"
-            f"  redis-server --port 6390 --dir {DEMO_DIR} & redis-cli -p 6390 "
-            f"HGETALL emo:post:sample:000"
-        )
+        _export_and_show(wsettings)
         if keep:
             print(f"\nRedis on 127.0.0.1:{store.port}, metrics on :{port}. Ctrl-C to stop.")
             try:
@@ -123,6 +119,21 @@ def run_demo(keep: bool = False, metrics_port: int = 9101) -> int:
         broker.stop()
         store.stop()
         images.stop()
+
+
+def _export_and_show(settings: WorkerSettings) -> None:
+    """The results to a Parquet file (``emostream export``), and how to see them again."""
+    from emostream.worker.replay.export import export
+
+    out = DEMO_DIR / "results.parquet"
+    n = export(settings, None, out, quiet=True)
+    print(
+        f"\n{n} results exported to {out}; Redis saved in {DEMO_DIR / 'dump.rdb'}. "
+        "The page and API over them:\n"
+        f"  redis-server --port 6390 --dir {DEMO_DIR} &\n"
+        "  EMOSTREAM_REDIS_URL=redis://127.0.0.1:6390/0 EMOSTREAM_API_HOST=127.0.0.1 "
+        "EMOSTREAM_API_AUTH=none emostream api   # http://127.0.0.1:8080/"
+    )
 
 
 def _ingest_sample(settings, image_url: str, n_posts: int) -> None:

@@ -27,4 +27,8 @@ def test_demo_classifies_every_sample_post_through_the_real_pipeline(tmp_path):
     assert 'emostream_posts_dead_lettered_total{reason="invalid_json"} 1.0' in out.stdout
     assert 'emostream_posts_dead_lettered_total{reason="unknown_version"} 1.0' in out.stdout
     assert (tmp_path / "state" / "demo" / "dump.rdb").is_file()
+    import pyarrow.parquet as pq
+
+    exported = pq.read_table(tmp_path / "state" / "demo" / "results.parquet")
+    assert exported.num_rows == n and f"{n} results exported" in out.stdout
     assert [p.name for p in tmp_path.iterdir()] == ["state"]
