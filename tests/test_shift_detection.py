@@ -111,6 +111,13 @@ def page_shows_the_shift(api: str, now: float) -> None:
                 and p.find_element(By.TAG_NAME, "canvas").get_attribute("data-markers") != "0"
                 for p in b.find_elements(By.CSS_SELECTOR, "#panels .panel")
             ))  # fmt: skip
+            # a flagged shift lists its channel's posts since it began
+            browser.find_element(By.CSS_SELECTOR, ".shift-posts").click()
+            wait.until(lambda b: "posts of reddit/r/calm" in b.find_element(By.ID, "drill").text)
+            rows = lambda b: b.find_elements(By.CSS_SELECTOR, "#latest tr")  # noqa: E731
+            wait.until(lambda b: rows(b) and all("reddit r/calm" in r.text for r in rows(b)))
+            assert any("fear" in r.text for r in rows(browser))  # the burst is among them
+            browser.find_element(By.ID, "undrill").click()
             shot = os.environ.get("EMOSTREAM_SHIFT_SCREENSHOT")
             if shot:  # the charts only: the posts' texts are research data, never in docs
                 browser.execute_script(
