@@ -131,6 +131,22 @@ def png_header(w: int, h: int) -> bytes:
     )
 
 
+def debian_tool(name: str, package: str) -> str:
+    """The path of a command from Debian's packages that a test needs: skips without it,
+    fails in CI (.ci/run installs it)."""
+    import os
+    import shutil
+
+    import pytest
+
+    exe = shutil.which(name)
+    if exe is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{name} missing in CI (.ci/run installs Debian's {package})")
+        pytest.skip(f"{name} not installed (apt-get install {package})")
+    return exe
+
+
 def headless_chromium(tmp_path: Path):
     """Debian's chromium + chromedriver, headless, with a fresh profile (never a browser
     a tool downloads). Skips without them, fails in CI (.ci/run installs them)."""

@@ -40,8 +40,7 @@ def queries(op: dict):
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory):
-    from fixtures.api import api_process_in
-    from test_dashboard_api import result, write
+    from fixtures.api import api_process_in, result, write
 
     from emostream.testing import start_redis
 

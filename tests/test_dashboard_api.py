@@ -1,6 +1,5 @@
 """The dashboard API (a real process over a real Redis) and its page in headless Chromium."""
 
-import asyncio
 import json
 import os
 import threading
@@ -11,43 +10,12 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
+from fixtures.api import result, write
 from helpers import headless_chromium, sign_in, wait_for
 
-from emostream.worker.store import Result, ResultStore
+from emostream.worker.store import Result
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def result(i, label, channel="r/happy", source="reddit", run_id=None, mods=("text",)):
-    t = datetime.now(UTC)
-    return Result(
-        id=f"{source}:{i}",
-        source=source,
-        channel=channel,
-        created_at=t,
-        ingested_at=t,
-        written_at=t,
-        label=label,
-        emotions={label: 0.8, "fear": 0.2},
-        sentiment="positive",
-        sentiments={"positive": 1.0},
-        modalities=mods,
-        image_status="ok" if "image" in mods else "absent",
-        model_version="v1",
-        run_id=run_id,
-        text=f"post number {i} <b>not bold</b>",
-    )
-
-
-def write(port, results):
-    async def go():
-        store = ResultStore.from_url(f"redis://127.0.0.1:{port}/0")
-        try:
-            await store.write(results)
-        finally:
-            await store.aclose()
-
-    asyncio.run(go())
 
 
 @pytest.fixture
@@ -399,7 +367,6 @@ def test_openapi_result_schema_is_the_stored_result():
     import msgspec
 
     from emostream.worker.api.schema import PostResult, openapi
-    from emostream.worker.store import Result
 
     t = datetime(2026, 1, 1, tzinfo=UTC)
     stored = Result(

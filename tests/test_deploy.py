@@ -17,7 +17,7 @@ import jsonschema
 import pytest
 import redis
 import yaml
-from helpers import produce, text_posts, wait_for
+from helpers import debian_tool, produce, text_posts, wait_for
 
 from emostream.testing import create_topics, free_port
 
@@ -31,12 +31,7 @@ def compose():
 
 
 def promtool():
-    exe = shutil.which("promtool")
-    if exe is None:
-        if os.environ.get("CI"):
-            pytest.fail("promtool missing in CI (.ci/run installs Debian's prometheus)")
-        pytest.skip("promtool not installed (apt-get install prometheus)")
-    return exe
+    return debian_tool("promtool", "prometheus")
 
 
 def test_compose_file_follows_the_compose_specification(compose):

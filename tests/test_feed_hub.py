@@ -9,7 +9,7 @@ from contextlib import ExitStack
 
 import httpx
 import redis
-from test_dashboard_api import result, write
+from fixtures.api import result, write
 
 FEEDS = 150
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import httpx
 import pytest
 import yaml
 from fixtures.api import new_token
-from helpers import wait_for
+from helpers import debian_tool, wait_for
 
 from emostream.testing import free_port, wait_for_port
 
@@ -41,11 +40,7 @@ def caddyfile(api_port: int, grafana_port: int, https: int, grafana_https: int, 
 
 @pytest.fixture
 def caddy():
-    exe = shutil.which("caddy")
-    if exe is None:
-        if os.environ.get("CI"):
-            pytest.fail("caddy missing in CI (.ci/run installs it)")
-        pytest.skip("caddy not installed (apt-get install caddy)")
+    exe = debian_tool("caddy", "caddy")
     started = []
 
     def start(config: Path) -> subprocess.Popen:

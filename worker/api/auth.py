@@ -200,7 +200,7 @@ def check_open_allowed(auth: str, host: str) -> None:
 
 
 def unauthorized(request: web.Request, reason: str) -> web.StreamResponse:
-    """401: the sign-in form for the page, JSON (through json_errors) for the API."""
+    """401: the sign-in form for the page, problem details (json_errors) for the API."""
     challenge = {"WWW-Authenticate": f'Bearer realm="emostream", error="{reason}"'}
     if request.path == "/":
         return signin_page(request, 401, "" if reason == "no_token" else "wrong token")
@@ -208,12 +208,24 @@ def unauthorized(request: web.Request, reason: str) -> web.StreamResponse:
     raise web.HTTPUnauthorized(text=message, headers=challenge)
 
 
-def authenticate(request: web.Request, tokens: TokensFile, failures: FailedAttempts):
-    """The token of a request, a 401/429 response to send, or an exception to raise."""
-    address = client_address(request)
+def _held_back(failures: FailedAttempts, address: str) -> float:
+    """Seconds ``address`` must wait (counted as rate_limited when it must)."""
     wait = failures.wait_s(address)
     if wait:
         m.API_AUTH_FAILURES.labels("rate_limited").inc()
+    return wait
+
+
+def _wrong_token(failures: FailedAttempts, address: str) -> None:
+    failures.failed(address)
+    m.API_AUTH_FAILURES.labels("wrong_token").inc()
+
+
+def authenticate(request: web.Request, tokens: TokensFile, failures: FailedAttempts):
+    """The token of a request, a 401/429 response to send, or an exception to raise."""
+    address = client_address(request)
+    wait = _held_back(failures, address)
+    if wait:
         raise web.HTTPTooManyRequests(
             text="too many wrong tokens from this address; try again later",
             headers={"Retry-After": str(int(wait) + 1)},
@@ -223,8 +235,7 @@ def authenticate(request: web.Request, tokens: TokensFile, failures: FailedAttem
         return unauthorized(request, "no_token")
     token = tokens.find(secret)
     if token is None:
-        failures.failed(address)
-        m.API_AUTH_FAILURES.labels("wrong_token").inc()
+        _wrong_token(failures, address)
         return unauthorized(request, "invalid_token")
     return token
 
@@ -267,15 +278,13 @@ async def signin(request: web.Request) -> web.StreamResponse:
     if tokens is None:  # EMOSTREAM_API_AUTH=none: nothing to sign in to
         return web.Response(status=303, headers={"Location": "/"})
     address = client_address(request)
-    if failures.wait_s(address):
-        m.API_AUTH_FAILURES.labels("rate_limited").inc()
+    if _held_back(failures, address):
         return signin_page(request, 429, "too many wrong tokens; try again later")
     form = await request.post()
     secret = str(form.get("token", "")).strip()
     token = tokens.find(secret) if secret else None
     if token is None:
-        failures.failed(address)
-        m.API_AUTH_FAILURES.labels("wrong_token").inc()
+        _wrong_token(failures, address)
         return signin_page(request, 401, "wrong token")
     response = web.Response(status=303, headers={"Location": "/"})
     secure = request.secure or request.headers.get("X-Forwarded-Proto") == "https"
