@@ -35,10 +35,17 @@ from tqdm import tqdm
 
 from emostream.model.text_model import TUNED_LAYERS, MiniLM
 from emostream.model.text_normalization import normalize
+from emostream.model.training.augmentation import augment as augment_text
 from emostream.model.training.datasets import Dataset, default_data_dir
 from emostream.model.training.evaluation import macro_f1
+from emostream.model.training.labels import EMOTIONS, SENTIMENTS
 from emostream.model.training.losses import class_weights
-from emostream.model.training.targets import dataset_target, label_distribution
+from emostream.model.training.targets import (
+    dataset_target,
+    emotion_target,
+    label_distribution,
+    sentiment_target,
+)
 from emostream.model.training.teacher import Teacher
 
 TEXT_DATASETS = ("reddit-emotions", "flickr-fi-text", "goemotions", "mvsa-single", "twitter-ii")
@@ -91,16 +98,23 @@ def cache_lower(
     data_dir: Path,
     limit: int | None = None,
     teacher: Teacher | None = None,
+    augment: float = 0.0,
 ) -> Part:
+    """``augment``: the share of texts that get one rewritten copy (``augmentation.py``)."""
     classes = task_classes(dataset)
     items = [it for it in Dataset.load(dataset, data_dir).split(split) if it.has_text]
     if limit and len(items) > limit:
         items = random.Random(0).sample(items, limit)
-    order = sorted(range(len(items)), key=lambda i: len(items[i].text))
+    texts = [it.text for it in items]
+    if augment > 0:
+        copies = augmented_copies(items, augment, seed=len(items))
+        items += [it for it, _ in copies]
+        texts += [text for _, text in copies]
+    order = sorted(range(len(items)), key=lambda i: len(texts[i]))
     tokens: list[torch.Tensor | None] = [None] * len(items)
     for start in tqdm(range(0, len(order), 64), desc=f"lower layers {dataset}/{split}"):
         rows = order[start : start + 64]
-        tok = net.tokenize([normalize(items[r].text) for r in rows])
+        tok = net.tokenize([normalize(texts[r]) for r in rows])
         h = net.lower(tok["input_ids"], tok["attention_mask"])
         for j, r in enumerate(rows):
             n = int(tok["attention_mask"][j].sum())
@@ -111,8 +125,24 @@ def cache_lower(
         fine = torch.from_numpy(np.stack([fine_target(it) for it in items]))
     vectors = None
     if teacher is not None:
-        vectors = teacher.vectors(f"{dataset}-{split}", [it.text for it in items])
+        vectors = teacher.vectors(f"{dataset}-{split}", texts)
     return Part(dataset, tokens, targets, fine, vectors)  # type: ignore[arg-type]
+
+
+def augmented_copies(items: list, fraction: float, seed: int) -> list[tuple[object, str]]:
+    """(item, rewritten text) for about ``fraction`` of ``items``, drawn from ``seed``."""
+    rng = random.Random(seed)
+    out = []
+    for it in items:
+        if rng.random() >= fraction:
+            continue
+        emotion = sentiment = None
+        if (e := emotion_target(it)) is not None and EMOTIONS[int(e.argmax())] != "neutral":
+            emotion = EMOTIONS[int(e.argmax())]
+        if (v := sentiment_target(it)) is not None and SENTIMENTS[int(v.argmax())] != "neutral":
+            sentiment = SENTIMENTS[int(v.argmax())]
+        out.append((it, augment_text(it.text, emotion, sentiment, rng)))
+    return out
 
 
 def fine_target(item) -> np.ndarray:
@@ -232,6 +262,9 @@ class FinetuneConfig:
     batches (0: no such head)."""
     distill_weight: float = 0.0
     """Weight of the distillation loss towards the teacher's vectors (0: no teacher)."""
+    augment: float = 0.3
+    """Share of training texts that get one rewritten copy (intense words, typos, an emoji,
+    a negated contrast: ``augmentation.py``); 0: none."""
     delta_bits: int = 16
     """How the shipped delta stores the tuned matrices: float16, or int8 with a scale per row
     (half the size; what lets all six layers fit the weights budget)."""
@@ -272,7 +305,8 @@ def finetune(
     elif teacher is None:
         teacher = Teacher()
     train = {
-        d: cache_lower(net, d, "train", data_dir, cfg.train_limit, teacher) for d in TEXT_DATASETS
+        d: cache_lower(net, d, "train", data_dir, cfg.train_limit, teacher, cfg.augment)
+        for d in TEXT_DATASETS
     }
     val = {d: cache_lower(net, d, "val", data_dir, cfg.val_limit) for d in TEXT_DATASETS}
     weights = {d: class_weights(p.targets) for d, p in train.items()}
@@ -376,6 +410,12 @@ def main(argv=None) -> int:
         default=FinetuneConfig.distill_weight,
         help="weight of distillation towards all-mpnet-base-v2 (needs the teacher extra; 0: none)",
     )
+    ap.add_argument(
+        "--augment",
+        type=float,
+        default=FinetuneConfig.augment,
+        help="share of training texts that get one rewritten copy (0: none)",
+    )
     ap.add_argument("--eval-every", type=int, default=FinetuneConfig.eval_every)
     ap.add_argument("--train-limit", type=int, default=None, help="texts per dataset (smoke)")
     ap.add_argument("--val-limit", type=int, default=FinetuneConfig.val_limit)
@@ -398,6 +438,7 @@ def main(argv=None) -> int:
         delta_bits=args.delta_bits,
         fine_weight=args.fine_weight,
         distill_weight=args.distill_weight,
+        augment=args.augment,
     )
     state = finetune(args.out, cfg, args.data_dir or default_data_dir())
     finish_run(state, args.out, "text", args.ship)
