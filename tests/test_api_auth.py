@@ -35,7 +35,7 @@ def _documented_routes(api) -> list[tuple[str, dict]]:
 
 def _url(path: str, op: dict) -> str:
     """A documented route with its required parameters filled in."""
-    path = path.replace("{id}", "reddit:nothing")
+    path = path.replace("{id}", "reddit:nothing").replace("{name}", "uPlot.min.css")
     required = [p["name"] for p in op["parameters"] if p["in"] == "query" and p["required"]]
     return path + ("?" + "&".join(f"{n}=v-x" for n in required) if required else "")
 

@@ -296,16 +296,18 @@ def test_page_in_headless_chromium(api, tmp_path):
             "reddit/r/happy 1 post",
             "reddit/r/rage 1 post",
         ]
-        series = [
-            p.find_element(By.TAG_NAME, "canvas").get_attribute("data-series") for p in panels
-        ]
-        assert sorted(series) == ["1", "1", "1"]
+        assert sorted(p.get_attribute("data-series") for p in panels) == ["1", "1", "1"]
+        assert all(len(p.find_elements(By.CSS_SELECTOR, ".uplot canvas")) == 2 for p in panels)
         legend = browser.find_element(By.ID, "legend").text
         assert "joy" in legend and "anger" in legend and "sentiment" in legend
         assert browser.find_element(By.ID, "shifts").text == "none"
         first = browser.find_element(By.CSS_SELECTOR, "#latest tr")
         assert "not bold" in first.text and "<b>" in first.text  # escaped, not rendered
         assert "text + image" in first.text
+        links = browser.find_elements(By.CSS_SELECTOR, "#latest tr a.source")
+        assert len(links) == 2  # the Reddit posts; the Flickr one came without an address
+        for a in links:
+            assert a.get_attribute("href").startswith("https://www.reddit.com/r/")
         options = [o.text for o in browser.find_elements(By.CSS_SELECTOR, "#f-channel option")]
         assert "reddit/r/rage" in options
         write(redis_port, [result(7, "surprise", mods=("image",))])  # arrives live (SSE)
@@ -322,15 +324,16 @@ def test_page_in_headless_chromium(api, tmp_path):
         browser.find_element(By.ID, "f-q").clear()
         browser.execute_script("document.getElementById('f-q').dispatchEvent(new Event('change'))")
         wait.until(lambda b: len(rows(b)) == 4)
-        # drill-down: a click on the newest bin of r/rage lists that bin's posts of r/rage
+        # a tooltip over r/rage's one filled bin, then a click on it lists its posts
         rage = next(p for p in browser.find_elements(By.CSS_SELECTOR, "#panels .panel")
-                    if "r/rage" in p.text).find_element(By.TAG_NAME, "canvas")  # fmt: skip
-        (i,) = [int(x) for x in rage.get_attribute("data-filled").split(",")]  # its one bin
-        n, width = int(rage.get_attribute("data-bins")), rage.size["width"]
-        x = (34 + (640 - 40) * (i / (n - 1) if n > 1 else 0.5)) * width / 640  # as drawn
-        ActionChains(browser).move_to_element_with_offset(
-            rage, int(x - width / 2), 0
-        ).click().perform()
+                    if "r/rage" in p.text)  # fmt: skip
+        over = rage.find_element(By.CSS_SELECTOR, ".u-over")
+        (x,) = [int(v) for v in rage.get_attribute("data-bin-x").split(",")]  # its one bin
+        at = ActionChains(browser).move_to_element_with_offset(over, x - over.size["width"] // 2, 0)
+        at.perform()
+        wait.until(lambda b: "1 post" in rage.find_element(By.CSS_SELECTOR, ".tip").text)
+        assert "anger 100%" in rage.find_element(By.CSS_SELECTOR, ".tip").text
+        at.click().perform()
         wait.until(lambda b: "posts of reddit/r/rage" in b.find_element(By.ID, "drill").text)
         wait.until(lambda b: len(rows(b)) == 1 and "anger" in rows(b)[0].text)
         browser.find_element(By.ID, "undrill").click()
@@ -373,7 +376,7 @@ def test_openapi_result_schema_is_the_stored_result():
         id="x", source="reddit", channel="r/a", created_at=t, ingested_at=t, written_at=t,
         label="joy", emotions={"joy": 1.0}, sentiment="positive", sentiments={}, modalities=(),
         image_status="absent", model_version="v", run_id="r", received_at=t,
-        created_at_given="0001-01-01T00:00:00+00:00",
+        created_at_given="0001-01-01T00:00:00+00:00", permalink="https://example.org/p/x",
     ).fields()  # fmt: skip
     assert {f.name for f in msgspec.structs.fields(PostResult)} == set(stored)
     schemas = openapi()["components"]["schemas"]

@@ -95,6 +95,8 @@ class Result:
     created_at_given: str = ""
     """The post's own created_at when it was out of range and replaced by its ingested_at
     (``record.bounded_created_at``); "" otherwise."""
+    permalink: str = ""
+    """Where the post can be read at its source ("" when the source gave none)."""
 
     @classmethod
     def from_prediction(
@@ -137,6 +139,7 @@ class Result:
             run_id=run_id,
             text=(post.text or "")[:280],
             created_at_given=created_at_given,
+            permalink=post.permalink or "",
         )
 
     @property
@@ -168,6 +171,7 @@ class Result:
             **({"run_id": self.run_id} if self.run_id else {}),
             **({"received_at": self.received_at.isoformat()} if self.received_at else {}),
             **({"created_at_given": self.created_at_given} if self.created_at_given else {}),
+            **({"permalink": self.permalink} if self.permalink else {}),
         }
 
 

@@ -1,8 +1,10 @@
 """Security headers on every answer, and CORS only for the origins configured.
 
-The page's one inline script is allowed by its hash (``script-src 'sha256-…'``), so no
-other script runs on it, injected or not; nothing may frame it, and it talks to its own
-origin only. Without ``api_cors_origins`` no cross-origin browser code can read an answer;
+The page's one inline script is allowed by its hash (``script-src 'sha256-…'``), and
+the vendored chart library (``/vendor/``) by its origin, so no other script runs on it,
+injected or not (the API's other answers are JSON, which ``nosniff`` keeps from
+running); nothing may frame it, and it talks to its own origin only. Without
+``api_cors_origins`` no cross-origin browser code can read an answer;
 with it, the origins named get ``Access-Control-Allow-Origin`` (and a preflight answer for
 the ``Authorization`` header), nobody else.
 """
@@ -29,8 +31,8 @@ def content_security_policy(html: str) -> str:
     scripts = " ".join(script_hashes(html)) or "'none'"
     return "; ".join([
         "default-src 'none'",
-        f"script-src {scripts}",
-        "style-src 'unsafe-inline'",  # the page's own <style> and the colours it sets
+        f"script-src 'self' {scripts}",  # 'self': the vendored chart library, /vendor/
+        "style-src 'self' 'unsafe-inline'",  # its stylesheet, the page's <style>, colours
         "img-src 'self' data:",
         "connect-src 'self'",
         "form-action 'self'",

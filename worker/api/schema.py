@@ -43,6 +43,8 @@ class PostResult(msgspec.Struct, kw_only=True):
     created_at_given: str | None = None
     """Only when the post's own created_at was out of range (before 2004 or over a day
     ahead): that value; created_at is then its ingested_at."""
+    permalink: str | None = None
+    """Where the post can be read at its source, when the source gave an address."""
 
 
 class FeedResult(PostResult, kw_only=True):
@@ -151,6 +153,11 @@ def _ok(name: str) -> dict:
     return {"200": _json("OK", name), "400": _json("a parameter out of its bounds", "Problem")}
 
 
+VENDORED = {"uPlot.iife.min.js": "text/javascript", "uPlot.min.css": "text/css"}
+"""The page's third-party files (uPlot 1.6.32, MIT: ``dashboard/vendor/uPlot.LICENSE``) and
+their media types: served from the package, nothing is fetched from elsewhere at run time."""
+
+
 def openapi() -> dict:
     _, components = msgspec.json.schema_components(
         [PostResult, Latest, Aggregates, Shifts, Versions, Comparison, Problem],
@@ -200,6 +207,11 @@ def openapi() -> dict:
     html = {"200": {"description": "text/html", "content": {"text/html": {}}}}
     paths["/"] = ("The live page (without a token: the sign-in form, 401)", [], html)
     paths["/openapi.json"] = ("This document", [], {"200": {"description": "OpenAPI 3.1"}})
+    vendored = {"name": "name", "in": "path", "required": True,
+                "schema": {"type": "string", "enum": list(VENDORED)}}  # fmt: skip
+    paths["/vendor/{name}"] = ("The page's chart library (uPlot, MIT), from the package",
+                               [vendored], {"200": {"description": "JavaScript or CSS"},
+                                            "404": _json("no such file", "Problem")})  # fmt: skip
     doc: dict = {
         "openapi": "3.1.0",  # msgspec's schemas are JSON Schema 2020-12 ({"type": "null"})
         "info": {"title": "emostream dashboard API", "version": "1"},

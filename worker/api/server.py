@@ -51,7 +51,7 @@ from emostream.worker.api.auth import (
 from emostream.worker.api.export_stream import export
 from emostream.worker.api.feed_hub import Ended, FeedHub
 from emostream.worker.api.headers import add_security_headers, cors_preflight
-from emostream.worker.api.schema import openapi
+from emostream.worker.api.schema import VENDORED, openapi
 from emostream.worker.api.shift_report import shift_report
 from emostream.worker.api.shifts import ShiftRule
 from emostream.worker.redis_client import async_client
@@ -480,6 +480,18 @@ async def page(request: web.Request) -> web.Response:
     return web.Response(text=request.app["page"], content_type="text/html")
 
 
+VENDOR = PAGE.parent / "vendor"
+
+
+async def vendored(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    if name not in VENDORED:
+        raise web.HTTPNotFound(text=f"no file {name!r} here")
+    body = (VENDOR / name).read_bytes()
+    headers = {"Cache-Control": "private, max-age=86400"}
+    return web.Response(body=body, content_type=VENDORED[name], headers=headers)
+
+
 async def openapi_json(request: web.Request) -> web.Response:
     return web.json_response(openapi())
 
@@ -615,7 +627,8 @@ def create_api(settings: WorkerSettings) -> web.Application:
 
 
 ROUTES = {
-    "/": page, "/signin": signin, "/healthz": healthz, "/openapi.json": openapi_json,
+    "/": page, "/vendor/{name}": vendored, "/signin": signin, "/healthz": healthz,
+    "/openapi.json": openapi_json,
     "/api/posts/{id}": post, "/api/latest": latest, "/api/aggregates": aggregates,
     "/api/feed": feed, "/api/shifts": shifts, "/api/versions": versions,
     "/api/compare": compare, "/api/export": lambda request: export(request, _keys(request)),

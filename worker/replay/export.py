@@ -36,7 +36,7 @@ MAPS = ("emotions", "sentiments")
 SCHEMA_FIELDS = (
     "id", "source", "channel", "label", "status", "sentiment", "image_status",
     "model_version", "created_at", "created_at_given", "ingested_at", "received_at",
-    "written_at", "language", "run_id", "text",
+    "written_at", "language", "run_id", "permalink", "text",
 )  # fmt: skip
 SCHEMA = pa.schema(
     [pa.field(n, pa.string()) for n in SCHEMA_FIELDS]
