@@ -36,7 +36,7 @@ from tqdm import tqdm
 from emostream.model.text_model import TUNED_LAYERS, MiniLM
 from emostream.model.text_normalization import normalize
 from emostream.model.training.augmentation import augment as augment_text
-from emostream.model.training.datasets import Dataset, default_data_dir
+from emostream.model.training.datasets import Dataset, Item, default_data_dir
 from emostream.model.training.evaluation import macro_f1
 from emostream.model.training.labels import EMOTIONS, SENTIMENTS
 from emostream.model.training.losses import class_weights
@@ -129,7 +129,7 @@ def cache_lower(
     return Part(dataset, tokens, targets, fine, vectors)  # type: ignore[arg-type]
 
 
-def augmented_copies(items: list, fraction: float, seed: int) -> list[tuple[object, str]]:
+def augmented_copies(items: list[Item], fraction: float, seed: int) -> list[tuple[Item, str]]:
     """(item, rewritten text) for about ``fraction`` of ``items``, drawn from ``seed``."""
     rng = random.Random(seed)
     out = []
