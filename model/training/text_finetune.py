@@ -136,13 +136,16 @@ def augmented_copies(items: list[Item], fraction: float, seed: int) -> list[tupl
     for it in items:
         if rng.random() >= fraction:
             continue
-        emotion = sentiment = None
-        if (e := emotion_target(it)) is not None and EMOTIONS[int(e.argmax())] != "neutral":
-            emotion = EMOTIONS[int(e.argmax())]
-        if (v := sentiment_target(it)) is not None and SENTIMENTS[int(v.argmax())] != "neutral":
-            sentiment = SENTIMENTS[int(v.argmax())]
+        emotion = _felt(emotion_target(it), EMOTIONS)
+        sentiment = _felt(sentiment_target(it), SENTIMENTS)
         out.append((it, augment_text(it.text, emotion, sentiment, rng)))
     return out
+
+
+def _felt(target: np.ndarray | None, names: tuple[str, ...]) -> str | None:
+    """The most probable name of a target, or None when there is none or it is neutral."""
+    name = names[int(target.argmax())] if target is not None else None
+    return None if name == "neutral" else name
 
 
 def fine_target(item) -> np.ndarray:

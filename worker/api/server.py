@@ -484,10 +484,11 @@ VENDOR = PAGE.parent / "vendor"
 
 
 async def vendored(request: web.Request) -> web.Response:
+    """A file of ``VENDORED``, read once when the API starts (``app["vendored"]``)."""
     name = request.match_info["name"]
     if name not in VENDORED:
         raise web.HTTPNotFound(text=f"no file {name!r} here")
-    body = (VENDOR / name).read_bytes()
+    body = request.app["vendored"][name]
     headers = {"Cache-Control": "private, max-age=86400"}
     return web.Response(body=body, content_type=VENDORED[name], headers=headers)
 
@@ -593,6 +594,7 @@ def create_api(settings: WorkerSettings) -> web.Application:
     app = web.Application(middlewares=middlewares)
     app["settings"], app["tokens"], app["failures"] = settings, tokens, failures
     app["page"] = PAGE.read_text(encoding="utf-8")
+    app["vendored"] = {name: (VENDOR / name).read_bytes() for name in VENDORED}
     app["feeds"] = Counter()
     app["trusted_proxies"] = trusted_networks(settings.api_trusted_proxies)
     app["closing"] = asyncio.Event()
