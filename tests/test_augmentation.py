@@ -5,6 +5,7 @@ import random
 from emostream.model.training.augmentation import (
     INTENSE,
     add_emoji,
+    add_interjection,
     augment,
     intensify,
     misspell,
@@ -31,6 +32,12 @@ def test_an_emoji_of_the_texts_own_feeling_is_added():
     out = add_emoji("I got the job", "joy", random.Random(1))
     assert out is not None and out != "I got the job" and "I got the job" in out
     assert add_emoji("The bus leaves at nine", "neutral", random.Random(1)) is None
+
+
+def test_a_chat_interjection_of_the_texts_own_emotion_is_added():
+    out = add_interjection("the train is late again", "anger", random.Random(4))
+    assert out is not None and "the train is late again" in out and out != "the train is late again"
+    assert add_interjection("The bus leaves at nine", "neutral", random.Random(4)) is None
 
 
 def test_a_negated_contrast_goes_before_a_text_of_the_other_valence():

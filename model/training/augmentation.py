@@ -9,6 +9,7 @@ fine-tuning gets, with probability ``fraction``, one extra copy rewritten by one
 * :func:`intensify`: a mild emotion word replaced by a stronger word of the same emotion;
 * :func:`misspell`: typos, chat spellings and lower case;
 * :func:`add_emoji`: an emoji (or emoticon) of the text's own emotion after it;
+* :func:`add_interjection`: a chat interjection of its emotion ("smh", "ugh", "lets gooo");
 * :func:`negated_contrast`: a negated phrase of the opposite valence before it.
 
 None of them changes what a reader takes from the text, so the copy keeps the original's
@@ -113,6 +114,16 @@ EMOJIS: dict[str, tuple[str, ...]] = {
 }
 """Emojis and emoticons a writer puts after a post of each emotion or sentiment."""
 
+INTERJECTIONS: dict[str, tuple[str, ...]] = {
+    "anger": ("smh", "wtf", "ffs", "ugh", "are you kidding me", "unbelievable", "seriously?!"),
+    "disgust": ("ew", "eww", "yuck", "gross", "ick", "blegh"),
+    "fear": ("yikes", "oh no", "eek", "help", "omg no"),
+    "joy": ("lets gooo", "yesss", "woohoo", "yay", "lol", "haha", "best day ever"),
+    "sadness": ("rip", "sigh", "ugh", "oof", "why me", "cant stop crying"),
+    "surprise": ("wow", "whoa", "no way", "omg", "wait what", "i cant believe it"),
+}
+"""Chat interjections a writer puts before or after a post of each emotion."""
+
 NEGATED: dict[str, tuple[str, ...]] = {
     "positive": (
         "Not sad at all.",
@@ -202,6 +213,14 @@ def add_emoji(text: str, feeling: str, rng: random.Random) -> str | None:
     return f"{mark} {text}" if rng.random() < 0.2 else f"{text} {mark}"
 
 
+def add_interjection(text: str, emotion: str, rng: random.Random) -> str | None:
+    """A chat interjection of ``emotion`` before the text, or after it."""
+    if emotion not in INTERJECTIONS:
+        return None
+    word = rng.choice(INTERJECTIONS[emotion])
+    return f"{word} {text}" if rng.random() < 0.5 else f"{text} {word}"
+
+
 def negated_contrast(text: str, valence: str, rng: random.Random) -> str | None:
     """A negated phrase of the other valence before a positive or negative text."""
     if valence not in NEGATED:
@@ -214,6 +233,7 @@ def augment(text: str, emotion: str | None, valence: str | None, rng: random.Ran
     its targets', by an augmentation drawn at random among those that apply."""
     options = [lambda: intensify(text, rng), lambda: misspell(text, rng)]
     options.append(lambda: add_emoji(text, emotion or valence or "", rng))
+    options.append(lambda: add_interjection(text, emotion or "", rng))
     options.append(lambda: negated_contrast(text, valence or "", rng))
     rng.shuffle(options)
     for option in options:
