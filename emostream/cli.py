@@ -135,6 +135,7 @@ def cmd_replay(args) -> int:
         tag=args.tag,
         progress=not args.quiet,
         remote_images=not args.local_images_only,
+        out=Path(args.out) if args.out else None,
     )
     print(summary.line())
     return 0
@@ -193,6 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--local-images-only",
         action="store_true",
         help="ignore image_url values of rows (only pictures under --image-base-url)",
+    )
+    p.add_argument(
+        "--out", default=None, help="also write the run's results to NAME.parquet / .jsonl / .csv"
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_replay)

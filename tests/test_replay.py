@@ -3,9 +3,12 @@
 import json
 import threading
 
+import pyarrow.parquet as pq
+import pytest
 import redis
 from helpers import produce, text_posts, wait_for, written
 
+from emostream.settings import SettingError
 from emostream.testing import create_topics
 from emostream.worker.replay.replayer import run_replay
 from emostream.worker.settings import WorkerSettings
@@ -97,3 +100,29 @@ def test_replay_of_a_kafka_range(broker, redis_server, data_dir, unique):
     got = sorted(k.removeprefix("emo:replay:k:post:") for k in r.keys("emo:replay:k:post:*"))
     assert got == sorted(p.id for p in posts[5:15])
     assert not r.keys("emo:post:*")
+
+
+def test_a_replay_writes_its_results_to_a_parquet_file(redis_server, data_dir, tmp_path):
+    posts = text_posts(data_dir, 12, "toparquet")
+    jsonl(tmp_path / "in.jsonl", posts)
+    out = tmp_path / "results.parquet"
+    s = run_replay(
+        settings_for(redis_server.port),
+        files=[tmp_path / "in.jsonl"],
+        run_id="pq",
+        progress=False,
+        out=out,
+    )
+    assert s.written == 12 and s.exported == 12 and "12 results exported" in s.line()
+    table = pq.read_table(out).to_pylist()
+    assert sorted(r["id"] for r in table) == sorted(p.id for p in posts)
+    assert all(r["run_id"] == "pq" and r["label"] for r in table)
+    assert {r["text"] for r in table} == {p.text for p in posts}
+
+
+def test_a_replay_to_a_file_of_no_known_format_fails_before_it_starts(redis_server, tmp_path):
+    with pytest.raises(SettingError, match="must end in .parquet"):
+        run_replay(
+            settings_for(redis_server.port), files=[tmp_path / "x.jsonl"], out=tmp_path / "r.xlsx"
+        )
+    assert not (tmp_path / "r.xlsx").exists()

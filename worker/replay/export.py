@@ -78,11 +78,20 @@ def _read(client, names: list[str]) -> list[dict]:
     return [row(f) for f in pipe.execute() if f]  # a hash may expire between SCAN and read
 
 
+FORMATS = (".parquet", ".jsonl", ".csv")
+
+
+def export_format(out: Path) -> str:
+    """The format of an export file, by its name's suffix; a clear error for any other."""
+    fmt = out.suffix.lower()
+    if fmt not in FORMATS:
+        raise SettingError(f"{out}: the file name must end in .parquet, .jsonl or .csv")
+    return fmt
+
+
 def export(settings: WorkerSettings, run_id: str | None, out: Path, quiet: bool = False) -> int:
     """Write the namespace's results to ``out`` (.parquet, .jsonl or .csv); how many."""
-    fmt = out.suffix.lower()
-    if fmt not in (".parquet", ".jsonl", ".csv"):
-        raise SettingError(f"{out}: the file name must end in .parquet, .jsonl or .csv")
+    fmt = export_format(out)
     pattern = Keys(settings.key_prefix, run_id).post("*")
     partial = out.with_name(out.name + ".partial")
     client = sync_client(settings, decode_responses=True)

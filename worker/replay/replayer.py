@@ -35,6 +35,8 @@ from emostream.worker.pipeline import Message
 from emostream.worker.redis_client import sync_client
 from emostream.worker.settings import WorkerSettings
 
+from .export import export, export_format
+
 log = logging.getLogger("emostream.replay")
 
 
@@ -48,6 +50,8 @@ class ReplaySummary:
     unclassifiable: int = 0
     seconds: float = 0.0
     resumed_from: int = 0
+    exported: int = 0
+    """Results written to the replay's ``out`` file."""
 
     def line(self) -> str:
         rate = self.rows / self.seconds if self.seconds else 0.0
@@ -57,6 +61,7 @@ class ReplaySummary:
             f"{self.written} written, {self.duplicates} already there, {dead} dead-lettered "
             f"{dict(self.dead)}, {self.unclassifiable} unclassifiable"
             + (f"; resumed after {self.resumed_from} rows" if self.resumed_from else "")
+            + (f"; {self.exported} results exported" if self.exported else "")
         )
 
 
@@ -179,7 +184,12 @@ def run_replay(
     progress: bool = True,
     image_base_for=None,
     remote_images: bool = True,
+    out: Path | None = None,
 ) -> ReplaySummary:
+    """``out``: also write the run's results (every post of its namespace, the ones of an
+    earlier interrupted run included) to this Parquet, JSON Lines or CSV file at the end."""
+    if out is not None:
+        export_format(out)  # a bad file name fails before the replay, not after it
     run_id = run_id or uuid.uuid4().hex[:12]
     prefix = f"{settings.key_prefix}:replay:{run_id}"
     r = sync_client(settings, decode_responses=True)
@@ -211,6 +221,8 @@ def run_replay(
         f"{prefix}:meta",
         mapping={"finished_at": datetime.now(UTC).isoformat(), "summary": summary.line()},
     )
+    if out is not None:  # no result at all is a clear error (SettingError), after the run
+        summary.exported = export(settings, run_id, out, quiet=not progress)
     return summary
 
 
