@@ -363,6 +363,30 @@ def test_page_in_headless_chromium(api, tmp_path):
         browser.quit()
 
 
+def test_docs_page_renders_the_openapi_document_in_headless_chromium(api, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    server, _ = api
+    bundle = server.get("/vendor/swagger-ui-bundle.js")
+    assert bundle.status_code == 200 and "SwaggerUIBundle" in bundle.text
+    browser = headless_chromium(tmp_path)
+    try:
+        sign_in(browser, server.url, server.token)
+        browser.get(server.url + "/docs")
+        wait = WebDriverWait(browser, 20)
+        wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")) > 10)
+        shown = {e.text for e in browser.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")}
+        documented = set(server.get("/openapi.json").json()["paths"])
+        assert {p.replace("\u200b", "") for p in shown} == documented
+        assert "emostream dashboard API" in browser.find_element(By.CSS_SELECTOR, ".title").text
+        log = browser.get_log("browser")
+        errors = [e for e in log if e["level"] == "SEVERE" and "favicon.ico" not in e["message"]]
+        assert errors == []  # no script refused by the CSP, nothing fetched from elsewhere
+    finally:
+        browser.quit()
+
+
 def test_openapi_result_schema_is_the_stored_result():
     """The documented post result has exactly the fields the worker stores."""
     from datetime import UTC, datetime

@@ -153,9 +153,16 @@ def _ok(name: str) -> dict:
     return {"200": _json("OK", name), "400": _json("a parameter out of its bounds", "Problem")}
 
 
-VENDORED = {"uPlot.iife.min.js": "text/javascript", "uPlot.min.css": "text/css"}
-"""The page's third-party files (uPlot 1.6.32, MIT: ``dashboard/vendor/uPlot.LICENSE``) and
-their media types: served from the package, nothing is fetched from elsewhere at run time."""
+VENDORED = {
+    "uPlot.iife.min.js": "text/javascript",
+    "uPlot.min.css": "text/css",
+    "swagger-ui-bundle.js": "text/javascript",
+    "swagger-ui.css": "text/css",
+}
+"""The pages' third-party files and their media types: the charts' uPlot 1.6.32 (MIT,
+``dashboard/vendor/uPlot.LICENSE``) and the ``/docs`` page's Swagger UI 5.36.0 (Apache-2.0,
+``dashboard/vendor/swagger-ui.LICENSE``); served from the package, nothing is fetched from
+elsewhere at run time."""
 
 
 def openapi() -> dict:
@@ -209,7 +216,9 @@ def openapi() -> dict:
     paths["/openapi.json"] = ("This document", [], {"200": {"description": "OpenAPI 3.1"}})
     vendored = {"name": "name", "in": "path", "required": True,
                 "schema": {"type": "string", "enum": list(VENDORED)}}  # fmt: skip
-    paths["/vendor/{name}"] = ("The page's chart library (uPlot, MIT), from the package",
+    paths["/docs"] = ("This document, browsable (Swagger UI, from the package)", [],
+                      {"200": {"description": "an HTML page"}})  # fmt: skip
+    paths["/vendor/{name}"] = ("The pages' libraries (uPlot, Swagger UI), from the package",
                                [vendored], {"200": {"description": "JavaScript or CSS"},
                                             "404": _json("no such file", "Problem")})  # fmt: skip
     doc: dict = {

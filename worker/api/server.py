@@ -481,6 +481,12 @@ async def page(request: web.Request) -> web.Response:
 
 
 VENDOR = PAGE.parent / "vendor"
+DOCS = PAGE.parent / "docs.html"
+"""The ``/docs`` page: Swagger UI over ``/openapi.json``."""
+
+
+async def docs(request: web.Request) -> web.Response:
+    return web.Response(text=request.app["docs"], content_type="text/html")
 
 
 async def vendored(request: web.Request) -> web.Response:
@@ -594,6 +600,7 @@ def create_api(settings: WorkerSettings) -> web.Application:
     app = web.Application(middlewares=middlewares)
     app["settings"], app["tokens"], app["failures"] = settings, tokens, failures
     app["page"] = PAGE.read_text(encoding="utf-8")
+    app["docs"] = DOCS.read_text(encoding="utf-8")
     app["vendored"] = {name: (VENDOR / name).read_bytes() for name in VENDORED}
     app["feeds"] = Counter()
     app["trusted_proxies"] = trusted_networks(settings.api_trusted_proxies)
@@ -603,7 +610,7 @@ def create_api(settings: WorkerSettings) -> web.Application:
         app["closing"].set()
 
     app.on_shutdown.append(end_feeds)
-    add_security_headers(app, app["page"], settings.api_cors_origins)
+    add_security_headers(app, app["page"] + app["docs"], settings.api_cors_origins)
 
     async def connect(app: web.Application):
         app["redis"] = async_client(settings, decode_responses=True)
@@ -630,7 +637,7 @@ def create_api(settings: WorkerSettings) -> web.Application:
 
 ROUTES = {
     "/": page, "/vendor/{name}": vendored, "/signin": signin, "/healthz": healthz,
-    "/openapi.json": openapi_json,
+    "/openapi.json": openapi_json, "/docs": docs,
     "/api/posts/{id}": post, "/api/latest": latest, "/api/aggregates": aggregates,
     "/api/feed": feed, "/api/shifts": shifts, "/api/versions": versions,
     "/api/compare": compare, "/api/export": lambda request: export(request, _keys(request)),
