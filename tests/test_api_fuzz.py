@@ -1,7 +1,9 @@
-"""Any query the OpenAPI document allows, with any values, never makes the API fail: every
-answer is below 500, JSON, and an error says why in the documented Problem shape (RFC 9457). The
-routes and their parameters are read from the document itself (hypothesis draws the
-values), so a new route or parameter is fuzzed without a change here."""
+"""The OpenAPI document against the running API (a contract test). Any query the document
+allows, with any values, never makes the API fail: every answer is below 500, has a status
+the document lists for its route, a JSON answer matches the schema documented for that
+status, and an error says why in the documented Problem shape (RFC 9457). The routes and
+their parameters are read from the document itself (hypothesis draws the values), so a new
+route or parameter is fuzzed without a change here."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import jsonschema
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from jsonschema import Draft202012Validator
 
 from emostream.worker.api.schema import openapi
 
@@ -38,6 +41,16 @@ def queries(op: dict):
     return st.fixed_dictionaries({}, optional={p["name"]: value(p["schema"]) for p in params})
 
 
+def conforms(op: dict, r: httpx.Response) -> None:
+    """The answer has a documented status, and a JSON body matches its documented schema."""
+    documented = op["responses"]
+    assert str(r.status_code) in documented, (r.status_code, sorted(documented))
+    content = documented[str(r.status_code)].get("content", {})
+    schema = content.get("application/json", content.get("application/problem+json", {}))
+    if "schema" in schema:
+        Draft202012Validator({**schema["schema"], **DOC}).validate(r.json())
+
+
 @pytest.fixture(scope="module")
 def api(tmp_path_factory):
     from fixtures.api import api_process_in, result, write
@@ -61,6 +74,7 @@ def test_no_query_makes_a_route_fail(api, path, op):
         url = path.replace("{id}", quote(post_id, safe="") or "x")
         r = httpx.get(api.url + url, params=query, headers=api.headers(), timeout=30)
         assert r.status_code < 500, (url, query, r.text)
+        conforms(op, r)
         if r.status_code >= 400:
             assert r.headers["content-type"].startswith("application/problem+json")
             jsonschema.validate(r.json(), ERROR)
@@ -68,6 +82,15 @@ def test_no_query_makes_a_route_fail(api, path, op):
             r.json()  # a whole JSON document
 
     check()
+
+
+@pytest.mark.parametrize("path,op", ROUTES, ids=[p for p, _ in ROUTES])
+def test_a_plain_request_gets_the_documented_answer(api, path, op):
+    """Each route without a query (one stored post for ``{id}``): 200, in its schema."""
+    r = httpx.get(api.url + path.replace("{id}", "reddit:0"), headers=api.headers(), timeout=30)
+    wanted = 400 if path == "/api/compare" else 200  # compare needs its shadow version
+    assert r.status_code == wanted, r.text
+    conforms(op, r)
 
 
 @given(query=queries(DOC["paths"]["/api/feed"]["get"]))
