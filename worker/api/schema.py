@@ -66,11 +66,15 @@ class Bucket(msgspec.Struct, kw_only=True):
     """Posts per sentiment."""
 
 
-class Aggregates(msgspec.Struct):
+class Aggregates(msgspec.Struct, kw_only=True):
     version: str | None
     bucket_s: int
     buckets: list[Bucket]
     channels: dict[str, dict[str, int]]
+    start: int | None = msgspec.field(default=None, name="from")
+    """The first bin's start (epoch s); none when there is no version to read."""
+    end: int | None = msgspec.field(default=None, name="to")
+    """The end of the last bin (epoch s, exclusive)."""
 
 
 class ShiftExample(msgspec.Struct):

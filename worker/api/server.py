@@ -32,6 +32,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
+import msgspec
 import redis.exceptions
 from aiohttp import web
 from prometheus_client.aiohttp import make_aiohttp_handler
@@ -51,7 +52,17 @@ from emostream.worker.api.auth import (
 from emostream.worker.api.export_stream import export
 from emostream.worker.api.feed_hub import Ended, FeedHub
 from emostream.worker.api.headers import add_security_headers, cors_preflight
-from emostream.worker.api.schema import VENDORED, openapi
+from emostream.worker.api.schema import (
+    VENDORED,
+    Aggregates,
+    Comparison,
+    Latest,
+    PostResult,
+    Problem,
+    Shifts,
+    Versions,
+    openapi,
+)
 from emostream.worker.api.shift_report import shift_report
 from emostream.worker.api.shifts import ShiftRule
 from emostream.worker.redis_client import async_client
@@ -110,11 +121,18 @@ def _matches(item: dict, query) -> bool:
     return True
 
 
+def answer(kind: type, body, status: int = 200, content_type: str = "application/json"):
+    """A JSON answer of the documented ``kind``: ``body`` is converted to the struct first,
+    so a field of the wrong type, or a missing one, fails here and never reaches a client."""
+    encoded = msgspec.json.encode(msgspec.convert(body, kind))
+    return web.Response(body=encoded, status=status, content_type=content_type)
+
+
 async def post(request: web.Request) -> web.Response:
     fields = await request.app["redis"].hgetall(_keys(request).post(request.match_info["id"]))
     if not fields:
         raise web.HTTPNotFound(text="no such post")
-    return web.json_response(_result(fields))
+    return answer(PostResult, _result(fields))
 
 
 def _created_between(request: web.Request):
@@ -153,7 +171,7 @@ async def latest(request: web.Request) -> web.Response:
         cursor = f"{ms}-{int(seq) - 1}" if int(seq) > 0 else f"{int(ms) - 1}-18446744073709551615"
         if len(entries) < 200:
             break
-    return web.json_response({"results": out})
+    return answer(Latest, {"results": out})
 
 
 async def aggregates(request: web.Request) -> web.Response:
@@ -167,8 +185,9 @@ async def aggregates(request: web.Request) -> web.Response:
     first, end = _time_range(request, newest[0][1] if newest else None)
     window = end - first
     if not version:
-        return web.json_response(
-            {"version": None, "bucket_s": settings.count_bucket_s, "buckets": [], "channels": {}}
+        return answer(
+            Aggregates,
+            {"version": None, "bucket_s": settings.count_bucket_s, "buckets": [], "channels": {}},
         )
     step = settings.count_bucket_s
     bin_s = _bin_s(window, step)
@@ -207,7 +226,8 @@ async def aggregates(request: web.Request) -> web.Response:
         {"start": b, "counts": c, "sentiments": s, "not_read": not_read.get(b, 0)}
         for b, (c, s) in sorted(bins.items())
     ]
-    return web.json_response(
+    return answer(
+        Aggregates,
         {
             "version": version,
             "bucket_s": bin_s,
@@ -389,10 +409,8 @@ async def shifts(request: web.Request) -> web.Response:
     if version:
         bucket = request.app["settings"].count_bucket_s
         found = await shift_report(r, keys, version, rule, bucket, at)
-    return web.json_response(
-        {"version": version, "window_s": rule.window_s, "baseline_windows":
-         rule.baseline_windows, "shifts": found}
-    )  # fmt: skip
+    return answer(Shifts, {"version": version, "window_s": rule.window_s, "baseline_windows":
+                           rule.baseline_windows, "shifts": found})  # fmt: skip
 
 
 async def report_shifts(app: web.Application) -> None:
@@ -432,7 +450,7 @@ async def versions(request: web.Request) -> web.Response:
             version = key.rsplit(":totals:", 1)[1]
             posts = sum(int(v) for v in (await r.hvals(key)))
             out[kind].append({"version": version, "posts": posts})
-    return web.json_response(out)
+    return answer(Versions, out)
 
 
 async def compare(request: web.Request) -> web.Response:
@@ -464,7 +482,8 @@ async def compare(request: web.Request) -> web.Response:
         row = confusion.setdefault(label or "unclassifiable", {})
         col = fields["label"] or "unclassifiable"
         row[col] = row.get(col, 0) + 1
-    return web.json_response(
+    return answer(
+        Comparison,
         {
             "shadow": shadow,
             "live": sorted(live_versions),
@@ -535,9 +554,9 @@ async def json_errors(request: web.Request, handler):
 
 def _problem(status: int, title: str, detail: str, headers: dict) -> web.Response:
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
-    return web.json_response(
-        body, status=status, headers=headers, content_type="application/problem+json"
-    )
+    response = answer(Problem, body, status, "application/problem+json")
+    response.headers.update(headers)
+    return response
 
 
 @web.middleware
