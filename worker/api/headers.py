@@ -3,8 +3,8 @@
 The inline scripts of the page and of ``/docs`` are allowed by their hashes
 (``script-src 'sha256-…'``), and the vendored libraries (``/vendor/``) by their origin,
 so no other script runs on them, injected or not (the API's other answers are JSON,
-which ``nosniff`` keeps from running); nothing may frame it, and it talks to its own origin only. Without
-``api_cors_origins`` no cross-origin browser code can read an answer;
+which ``nosniff`` keeps from running); nothing may frame them, and they talk to their own
+origin only. Without ``api_cors_origins`` no cross-origin browser code can read an answer;
 with it, the origins named get ``Access-Control-Allow-Origin`` (and a preflight answer for
 the ``Authorization`` header), nobody else.
 """
