@@ -235,7 +235,7 @@ async def aggregates(request: web.Request) -> web.Response:
             "to": last + step,
             "buckets": buckets,
             "channels": channels,
-        }
+        },
     )
 
 
@@ -491,7 +491,7 @@ async def compare(request: web.Request) -> web.Response:
             "emotion_agreement": same / n if n else None,
             "sentiment_agreement": same_sentiment / n if n else None,
             "confusion": confusion,
-        }
+        },
     )
 
 
