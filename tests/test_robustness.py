@@ -8,10 +8,10 @@ emotions), and posts in other languages, whose expected outcome is the language 
 (status ``unsupported_language``), not an emotion. Sentiment is scored where the post has
 one (a surprise can be good or bad news).
 
-The table per kind is printed in every run. The bars hold the served model where it
-is: 0.895 emotion and 0.920 sentiment over the English posts, every kind at 0.80 or more
-(questions 1.00, emoji 0.97; slang/typo 0.80, mixed/intense 0.81, negation 0.83). The
-target is 0.92 overall and 0.85 per kind; the misses are listed in docs/labels.md.
+The table per kind is printed in every run. The served model (v2-c60ebefd): 0.933 emotion
+and 0.933 sentiment over the English posts, every kind at 0.80 or more (questions and emoji
+1.00, statements 0.98, negation 0.90; slang/typo 0.83, mixed/intense 0.81). The bars: 0.92
+overall (the target) and 0.80 per kind (the target is 0.85; mixed and slang are below it).
 """
 
 import json
@@ -26,9 +26,9 @@ from emostream.model.language import readable
 from emostream.model.training.labels import EMOTIONS
 
 POSTS = Path(__file__).resolve().parent / "data" / "robustness.jsonl"
-REQUIRED = 0.88
+REQUIRED = 0.92
 """Emotion and sentiment accuracy over the English posts."""
-REQUIRED_PER_KIND = 0.78
+REQUIRED_PER_KIND = 0.80
 """Emotion accuracy of every kind of English post."""
 WITH_A_PICTURE = 0.85
 SENTIMENT_WITH_A_PICTURE = 0.75
