@@ -152,7 +152,10 @@ def add_commands(sub) -> None:
         "export-onnx", help="build the encoders' ONNX files now, not at the first start"
     )
     p.add_argument(
-        "--runtime", nargs="+", choices=("onnx", "onnx-int8"), default=["onnx", "onnx-int8"]
+        "--runtime",
+        nargs="+",
+        choices=("onnx", "onnx-int8", "onnx-int8-image"),
+        default=["onnx", "onnx-int8", "onnx-int8-image"],
     )
     p.set_defaults(func=cmd_export_onnx)
 

@@ -80,8 +80,10 @@ def pick_runtime(runtime: str, device: torch.device, text: TextBackbone) -> str:
     """``auto``: ONNX Runtime (fp32) on CPU when it is installed and the text backbone
     exports; else torch. ``onnx`` and ``onnx-int8`` are refused on a GPU or for a backbone
     that cannot export."""
-    if runtime not in ("auto", "eager", "onnx", "onnx-int8"):
-        raise ValueError(f"runtime must be auto, eager, onnx or onnx-int8; got {runtime!r}")
+    from .onnx_runtime import RUNTIMES
+
+    if runtime != "auto" and runtime not in RUNTIMES:
+        raise ValueError(f"runtime must be auto, {', '.join(RUNTIMES)}; got {runtime!r}")
     exportable = device.type == "cpu" and text.build_net is not None
     if runtime == "auto":
         try:
@@ -89,7 +91,7 @@ def pick_runtime(runtime: str, device: torch.device, text: TextBackbone) -> str:
         except ImportError:
             return "eager"
         return "onnx" if exportable else "eager"
-    if runtime == "onnx" and not exportable:
+    if runtime.startswith("onnx") and not exportable:
         raise ValueError(
             f"runtime onnx needs the CPU and an exportable text backbone ({text.name})"
         )
@@ -130,8 +132,9 @@ class Encoder:
         self.channels_last = channels_last
         """Image batches and the image network in NHWC layout (faster convolutions)."""
         self.runtime = pick_runtime(runtime, self.device, self.text_backbone)
-        """``eager`` (torch), ``onnx`` (ONNX Runtime, fp32) or ``onnx-int8`` (int8 text
-        weights); see ``model/onnx_runtime.py``. ``auto``: onnx on CPU where the text
+        """``eager`` (torch), ``onnx`` (ONNX Runtime, fp32), ``onnx-int8`` (int8 text
+        weights) or ``onnx-int8-image`` (static int8 image encoder, fp32 text); see
+        ``model/onnx_runtime.py``. ``auto``: onnx on CPU where the text
         backbone can be exported, eager otherwise."""
         cuda = self.device.type == "cuda"
         onnx = self.runtime.startswith("onnx")
@@ -164,9 +167,12 @@ class Encoder:
         them (keys the feature cache)."""
         if self.runtime == "eager":
             return self.version
-        from .onnx_runtime import INT8_RECIPE
+        from .onnx_runtime import IMAGE_INT8_RECIPE, INT8_RECIPE
 
-        tag = f"onnx-int8-{INT8_RECIPE}" if self.runtime == "onnx-int8" else self.runtime
+        tag = {
+            "onnx-int8": f"onnx-int8-{INT8_RECIPE}",
+            "onnx-int8-image": f"onnx-int8-image-{IMAGE_INT8_RECIPE}",
+        }.get(self.runtime, self.runtime)
         return f"{self.version}+{tag}"
 
     @property
@@ -179,7 +185,8 @@ class Encoder:
             from .onnx_runtime import ImageSession
 
             bb = self.image_backbone
-            self._image_net = ImageSession(bb.version, bb.build, self.transform.crop)  # type: ignore[assignment]
+            int8 = self.runtime == "onnx-int8-image"
+            self._image_net = ImageSession(bb.version, bb.build, self.transform.crop, int8)  # type: ignore[assignment]
         if self._image_net is None:
             net = self.image_backbone.build().eval().to(self.device)
             if self.channels_last:

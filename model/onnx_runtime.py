@@ -29,7 +29,7 @@ from torch import nn
 
 log = logging.getLogger("emostream.model")
 
-RUNTIMES = ("eager", "onnx", "onnx-int8")
+RUNTIMES = ("eager", "onnx", "onnx-int8", "onnx-int8-image")
 INT8_RECIPE = "q2"
 """Names the int8 quantization recipe (``_quantize_int8``) in file names and feature-cache
 keys: change it whenever the recipe changes, so no file made by another recipe is read."""
@@ -51,6 +51,7 @@ def _session(path: Path):
     options.intra_op_num_threads = torch.get_num_threads()
     options.inter_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3  # errors only: not a warning per unused QDQ constant
     spin = os.environ.get("EMOSTREAM_ORT_SPIN", "0")
     if spin not in ("0", "1"):
         raise ValueError(f"EMOSTREAM_ORT_SPIN must be 0 or 1, not {spin!r}")
@@ -171,15 +172,91 @@ def _tokenizer():
     return AutoTokenizer.from_pretrained(str(_base_path()))
 
 
-class ImageSession:
-    """Normalised (B, 3, H, W) -> (B, dim) features on ONNX Runtime, fp32."""
+IMAGE_INT8_RECIPE = "s1"
+"""Names the static int8 recipe of the image encoder (``_quantize_image_int8``) in file
+names and feature-cache keys; change it whenever the recipe changes."""
 
-    def __init__(self, version: str, build: Callable[[], nn.Module], size: int) -> None:
-        path = onnx_dir() / f"{version}.fp32.onnx"
-        if not path.is_file():
-            log.info("exporting %s to ONNX under %s: once", version, path.parent)
-            example = torch.zeros(2, 3, size, size)
-            _export(build(), (example,), path, ["pixels"], {"pixels": {0: "batch"}})
+
+def image_ranges_path(version: str) -> Path:
+    """The activation ranges of an image encoder, shipped beside its weights: made once from
+    training pictures (``python -m emostream.model.training.image_calibration``), so a worker
+    quantizes without any data set."""
+    from .weights import WEIGHTS_DIR
+
+    return WEIGHTS_DIR / f"{version}.int8-ranges.json"
+
+
+def _check_ranges(model_path: Path, ranges: Path) -> None:
+    """Refuses ranges that were measured on another export of the network: every tensor they
+    name is in the graph, and every convolution's input has a range."""
+    import json
+
+    import onnx
+
+    if not ranges.is_file():
+        raise FileNotFoundError(
+            f"no int8 activation ranges at {ranges}: make them with "
+            "python -m emostream.model.training.image_calibration"
+        )
+    named = set(json.loads(ranges.read_text())["data"])
+    graph = onnx.load(str(model_path)).graph
+    tensors = {v for n in graph.node for v in [*n.input, *n.output]}
+    conv_inputs = {n.input[0] for n in graph.node if n.op_type == "Conv"}
+    if not named <= tensors or not conv_inputs <= named:
+        raise ValueError(
+            f"the activation ranges {ranges.name} do not match {model_path.name} (another "
+            "export of the network): remake them with "
+            "python -m emostream.model.training.image_calibration"
+        )
+
+
+def _quantize_image_int8(src: Path, dst: Path, ranges: Path) -> None:
+    """Static int8 (QDQ): weights per output channel (int8), activations (uint8) with the
+    shipped min/max ranges; every convolution quantized."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    _check_ranges(src, ranges)
+    tmp = dst.with_suffix(f".{os.getpid()}.tmp")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        logging.getLogger("root").setLevel(logging.ERROR)  # its pre-processing hint
+        quantize_static(
+            str(src),
+            str(tmp),
+            None,
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            calibrate_method=CalibrationMethod.MinMax,
+            calibration_cache_path=str(ranges),
+        )
+    tmp.replace(dst)
+
+
+def image_fp32_file(version: str, build: Callable[[], nn.Module], size: int) -> Path:
+    """The image encoder's fp32 ONNX file, exported on first use."""
+    path = onnx_dir() / f"{version}.fp32.onnx"
+    if not path.is_file():
+        log.info("exporting %s to ONNX under %s: once", version, path.parent)
+        example = torch.zeros(2, 3, size, size)
+        _export(build(), (example,), path, ["pixels"], {"pixels": {0: "batch"}})
+    return path
+
+
+class ImageSession:
+    """Normalised (B, 3, H, W) -> (B, dim) features on ONNX Runtime, fp32 (or int8 with
+    ``int8``: static quantization with the ranges shipped beside the weights)."""
+
+    def __init__(
+        self, version: str, build: Callable[[], nn.Module], size: int, int8: bool = False
+    ) -> None:
+        path = image_fp32_file(version, build, size)
+        if int8:
+            fp32, path = path, onnx_dir() / f"{version}.int8-{IMAGE_INT8_RECIPE}.onnx"
+            if not path.is_file():
+                log.info("quantizing %s to int8 under %s: once", version, path.parent)
+                _quantize_image_int8(fp32, path, image_ranges_path(version))
         self.session = _session(path)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:

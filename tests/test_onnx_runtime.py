@@ -113,3 +113,60 @@ def test_idle_threads_sleep_unless_told_to_spin(onnx_dir, monkeypatch):
     monkeypatch.setenv("EMOSTREAM_ORT_SPIN", "yes")
     with pytest.raises(ValueError, match="EMOSTREAM_ORT_SPIN"):
         _session(path)
+
+
+INT8_IMAGE_AGREEMENT = 0.90
+"""onnx-int8-image: top labels that must agree with onnx (fp32) over the slices of the
+splits with pictures (measured on whole test splits: docs/performance.md)."""
+INT8_IMAGE_MEAN_PROB_DIFF = 0.03
+"""onnx-int8-image: mean absolute change of a class probability over those posts."""
+
+
+def test_int8_image_encoder_keeps_most_top_labels(classifiers, data_dir):
+    fp32, int8 = classifiers("onnx"), classifiers("onnx-int8-image")
+    same, total, diffs = 0, 0, []
+    for dataset in DATASETS:
+        posts = slice_posts(data_dir, dataset)
+        for post, a, b in zip(posts, fp32.classify(posts), int8.classify(posts), strict=True):
+            changes = [abs(a.emotions[k] - b.emotions[k]) for k in a.emotions]
+            changes += [abs(a.sentiments[k] - b.sentiments[k]) for k in a.sentiments]
+            if post.image is None:  # the text encoder is the same: the same numbers
+                assert max(changes) <= 1e-5 and a.label == b.label
+                continue
+            same += a.label == b.label
+            total += 1
+            diffs += changes
+    print(
+        f"\n{same}/{total} top labels agree; mean probability change {sum(diffs) / len(diffs):.4f}"
+    )
+    assert total >= 3 * SLICE  # emotion6, mvsa-single and twitter-ii have pictures
+    assert same / total >= INT8_IMAGE_AGREEMENT
+    assert sum(diffs) / len(diffs) <= INT8_IMAGE_MEAN_PROB_DIFF
+
+
+def test_calibration_writes_ranges_that_fit_the_export(classifiers, data_dir, tmp_path):
+    from emostream.model.onnx_runtime import _check_ranges, image_fp32_file
+    from emostream.model.training.image_calibration import calibrate, training_pictures
+
+    encoder = classifiers("onnx").encoder
+    pics = training_pictures(encoder, 2, data_dir)
+    out = calibrate(encoder, pics, tmp_path / "ranges.json")
+    bb = encoder.image_backbone
+    _check_ranges(image_fp32_file(bb.version, bb.build, encoder.transform.crop), out)
+
+
+def test_ranges_of_another_export_are_refused(classifiers, tmp_path):
+    import json
+
+    from emostream.model.onnx_runtime import _check_ranges, image_fp32_file, image_ranges_path
+
+    encoder = classifiers("onnx").encoder
+    bb = encoder.image_backbone
+    model = image_fp32_file(bb.version, bb.build, encoder.transform.crop)
+    doc = json.loads(image_ranges_path(bb.version).read_text())
+    doc["data"]["/not/in/this/graph"] = next(iter(doc["data"].values()))
+    (tmp_path / "other.json").write_text(json.dumps(doc))
+    with pytest.raises(ValueError, match="do not match"):
+        _check_ranges(model, tmp_path / "other.json")
+    with pytest.raises(FileNotFoundError, match="image_calibration"):
+        _check_ranges(model, tmp_path / "missing.json")

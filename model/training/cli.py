@@ -60,10 +60,10 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--datasets", nargs="+", default=None, help="a subset of the datasets")
     p.add_argument(
         "--runtime",
-        choices=("eager", "onnx", "onnx-int8"),
+        choices=("eager", "onnx", "onnx-int8", "onnx-int8-image"),
         default="eager",
         help="encoders on torch (eager) or ONNX Runtime (onnx: the workers' CPU default; "
-        "onnx-int8: int8 text weights)",
+        "onnx-int8: int8 text weights; onnx-int8-image: static int8 image encoder)",
     )
     p.add_argument(
         "--text-encoder",
