@@ -6,7 +6,10 @@ faster, the image encoder most. ``runtime="onnx-int8"`` also stores the text enc
 weight matrices as int8 (dynamic quantization): faster again on text, but it moves about
 2-3% of top labels and has cost up to 2 points on a test split, depending on the weights
 (docs/performance.md), so it is a choice for text-heavy feeds, not the default. The plain
-torch path stays as ``runtime="eager"``. Session threads sleep between runs
+torch path stays as ``runtime="eager"``. ``runtime="onnx-int8-image"`` runs the image
+encoder in static int8 (activation ranges shipped beside the weights): about twice the
+pictures per second, but it moves about 5% of the top labels of image-only posts
+(docs/performance.md), so it is a setting, not the default. Session threads sleep between runs
 (``EMOSTREAM_ORT_SPIN=1``: they spin, ONNX Runtime's default; see ``_session``).
 
 The ONNX files are derived from the shipped weights, not shipped: the first start exports
@@ -181,9 +184,8 @@ def image_ranges_path(version: str) -> Path:
     """The activation ranges of an image encoder, shipped beside its weights: made once from
     training pictures (``python -m emostream.model.training.image_calibration``), so a worker
     quantizes without any data set."""
-    from .weights import WEIGHTS_DIR
-
-    return WEIGHTS_DIR / f"{version}.int8-ranges.json"
+    weights_dir = Path(__file__).resolve().parent / "weights"  # model/weights.py's WEIGHTS_DIR
+    return weights_dir / f"{version}.int8-ranges.json"
 
 
 def _check_ranges(model_path: Path, ranges: Path) -> None:
