@@ -20,6 +20,7 @@ builds them ahead of time (the Dockerfiles do, so containers start warm).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import warnings
@@ -80,6 +81,15 @@ def _export(module: nn.Module, args: tuple, path: Path, names: list[str], dynami
     tmp.replace(path)  # atomic: a concurrent worker never reads half a file
 
 
+@contextlib.contextmanager
+def _quiet():
+    """ONNX Runtime's quantizer without its warnings and its pre-processing hint."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        logging.getLogger("root").setLevel(logging.ERROR)
+        yield
+
+
 def _quantize_int8(src: Path, dst: Path) -> None:
     """Dynamic int8 quantization of the weight matrices, one scale per output channel. The
     feed-forward output projections stay fp32: of the variants measured on test texts
@@ -94,9 +104,7 @@ def _quantize_int8(src: Path, dst: Path) -> None:
         if n.op_type == "MatMul" and "/output/dense/" in n.name and "/attention/" not in n.name
     ]
     tmp = dst.with_suffix(f".{os.getpid()}.tmp")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        logging.getLogger("root").setLevel(logging.ERROR)  # its pre-processing hint
+    with _quiet():
         quantize_dynamic(
             str(src),
             str(tmp),
@@ -176,7 +184,7 @@ def _tokenizer():
 
 
 IMAGE_INT8_RECIPE = "s1"
-"""Names the static int8 recipe of the image encoder (``_quantize_image_int8``) in file
+"""Names the static int8 recipe of the image encoder (``quantize_image_int8``) in file
 names and feature-cache keys; change it whenever the recipe changes."""
 
 
@@ -212,20 +220,22 @@ def _check_ranges(model_path: Path, ranges: Path) -> None:
         )
 
 
-def _quantize_image_int8(src: Path, dst: Path, ranges: Path) -> None:
+def quantize_image_int8(src: Path, dst: Path, ranges: Path, pictures=None) -> None:
     """Static int8 (QDQ): weights per output channel (int8), activations (uint8) with the
-    shipped min/max ranges; every convolution quantized."""
+    min/max ranges in ``ranges``. With ``pictures`` (ONNX Runtime's CalibrationDataReader)
+    the ranges are measured on them first and written to ``ranges``
+    (``model/training/image_calibration.py``); without, the shipped ranges are checked
+    against the export and used."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-    _check_ranges(src, ranges)
+    if pictures is None:
+        _check_ranges(src, ranges)
     tmp = dst.with_suffix(f".{os.getpid()}.tmp")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        logging.getLogger("root").setLevel(logging.ERROR)  # its pre-processing hint
+    with _quiet():
         quantize_static(
             str(src),
             str(tmp),
-            None,
+            pictures,
             quant_format=QuantFormat.QDQ,
             per_channel=True,
             activation_type=QuantType.QUInt8,
@@ -258,7 +268,7 @@ class ImageSession:
             fp32, path = path, onnx_dir() / f"{version}.int8-{IMAGE_INT8_RECIPE}.onnx"
             if not path.is_file():
                 log.info("quantizing %s to int8 under %s: once", version, path.parent)
-                _quantize_image_int8(fp32, path, image_ranges_path(version))
+                quantize_image_int8(fp32, path, image_ranges_path(version))
         self.session = _session(path)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:

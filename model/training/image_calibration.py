@@ -12,9 +12,7 @@ its first start (``model/onnx_runtime.py``). Remake them whenever the image weig
 from __future__ import annotations
 
 import argparse
-import logging
 import tempfile
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +21,7 @@ from tqdm import tqdm
 
 from ..classifier import EmotionClassifier
 from ..encoder import Encoder
-from ..onnx_runtime import image_fp32_file, image_ranges_path
+from ..onnx_runtime import image_fp32_file, image_ranges_path, quantize_image_int8
 from .datasets import DATASETS, Dataset
 
 PASS = 16
@@ -58,25 +56,11 @@ class _Passes:
 
 def calibrate(encoder: Encoder, pics: list, out: Path) -> Path:
     """Measures the ranges of the encoder's fp32 graph over ``pics`` and writes them."""
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-
     bb = encoder.image_backbone
     src = image_fp32_file(bb.version, bb.build, encoder.transform.crop)
     out.unlink(missing_ok=True)
-    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        logging.getLogger("root").setLevel(logging.ERROR)
-        quantize_static(  # writes the ranges as its calibration cache; the model is dropped
-            str(src),
-            str(Path(tmp) / "int8.onnx"),
-            _Passes(encoder, pics),
-            quant_format=QuantFormat.QDQ,
-            per_channel=True,
-            activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
-            calibrate_method=CalibrationMethod.MinMax,
-            calibration_cache_path=str(out),
-        )
+    with tempfile.TemporaryDirectory() as tmp:  # the int8 model made on the way is dropped
+        quantize_image_int8(src, Path(tmp) / "int8.onnx", out, _Passes(encoder, pics))
     return out
 
 
