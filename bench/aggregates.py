@@ -32,6 +32,7 @@ from tqdm import tqdm
 
 from bench import REPO
 from bench.machine import machine
+from emostream.model.prediction import Prediction
 from emostream.testing import free_port, start_redis, wait_for_port
 from emostream.worker.store import Result, ResultStore
 
@@ -56,10 +57,12 @@ def fill(port: int, days: int, channels: int) -> int:
                         label = LABELS[(m + c) % len(LABELS)]
                         batch.append(Result(
                             id=f"bench:{m}:{c}", source="reddit", channel=f"r/c{c}",
-                            created_at=t, ingested_at=t, written_at=t, label=label,
+                            created_at=t, ingested_at=t, written_at=t, prediction=Prediction(
+label=label,
                             emotions={label: 1.0}, sentiment="neutral",
                             sentiments={"neutral": 1.0}, modalities=("text",),
-                            image_status="absent", model_version="bench", text="",
+                            image_status="absent", model_version="bench",
+), text="",
                         ))  # fmt: skip
                 n += sum(await store.write(batch))
         finally:

@@ -22,6 +22,7 @@ from pathlib import Path
 from bench import REPO
 from emostream.ingest.producer import PostProducer
 from emostream.ingest.settings import IngestSettings
+from emostream.model.prediction import Prediction
 from emostream.record import make_post, now
 from emostream.testing import create_topics, start_redis, start_tansu
 from emostream.worker.store import Result, ResultStore
@@ -71,13 +72,15 @@ def redis_rate(n: int, batch: int) -> float:
             created_at=t,
             ingested_at=t,
             written_at=t,
-            label="joy",
-            emotions={"joy": 0.7, "anger": 0.3},
-            sentiment="positive",
-            sentiments={"positive": 0.9, "negative": 0.1},
-            modalities=("text",),
-            image_status="absent",
-            model_version="bench",
+            prediction=Prediction(
+                label="joy",
+                emotions={"joy": 0.7, "anger": 0.3},
+                sentiment="positive",
+                sentiments={"positive": 0.9, "negative": 0.1},
+                modalities=("text",),
+                image_status="absent",
+                model_version="bench",
+            ),
             text="a post",
         )
         for i in range(n)

@@ -18,34 +18,13 @@ English only; what becomes of a text in another language is ``unsupported_langua
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import torch
 
 from .encoder import IMAGE, TEXT, EncodedBatch, Encoder, PostInput, pick_device
+from .prediction import Prediction
 from .weights import Weights
 
-
-@dataclass(frozen=True)
-class Prediction:
-    label: str
-    """The most probable emotion."""
-    emotions: dict[str, float]
-    sentiment: str
-    sentiments: dict[str, float]
-    modalities: tuple[str, ...]
-    """What the prediction used: ("text",), ("image",) or ("text", "image")."""
-    image_status: str
-    model_version: str
-    language: str = ""
-    """The language of the post's text (ISO 639-1; ``und``: too little text to tell;
-    "": no text)."""
-    status: str = "classified"
-    """``classified``, or ``unsupported_language``: not classified (label, sentiment and
-    scores empty), its text is in a language the model cannot read."""
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+__all__ = ["EmotionClassifier", "PostInput", "Prediction"]
 
 
 class EmotionClassifier:

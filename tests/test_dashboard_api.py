@@ -13,6 +13,7 @@ import redis
 from fixtures.api import result, write
 from helpers import headless_chromium, sign_in, wait_for
 
+from emostream.model.prediction import Prediction
 from emostream.worker.store import Result
 
 REPO = Path(__file__).resolve().parent.parent
@@ -398,8 +399,10 @@ def test_openapi_result_schema_is_the_stored_result():
     t = datetime(2026, 1, 1, tzinfo=UTC)
     stored = Result(
         id="x", source="reddit", channel="r/a", created_at=t, ingested_at=t, written_at=t,
-        label="joy", emotions={"joy": 1.0}, sentiment="positive", sentiments={}, modalities=(),
-        image_status="absent", model_version="v", run_id="r", received_at=t,
+        prediction=Prediction(
+label="joy", emotions={"joy": 1.0}, sentiment="positive", sentiments={}, modalities=(),
+        image_status="absent", model_version="v",
+), run_id="r", received_at=t,
         created_at_given="0001-01-01T00:00:00+00:00", permalink="https://example.org/p/x",
     ).fields()  # fmt: skip
     assert {f.name for f in msgspec.structs.fields(PostResult)} == set(stored)

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 import pyarrow.parquet as pq
 import pytest
 
+from emostream.model.prediction import Prediction
 from emostream.worker.replay.export import PAGE, SCHEMA
 from emostream.worker.store import Result, ResultStore
 
@@ -22,9 +23,11 @@ def results(n: int, run_id: str | None) -> list[Result]:
     return [
         Result(
             id=f"reddit:{i}", source="reddit", channel="r/x", created_at=t, ingested_at=t,
-            written_at=t, label="joy", emotions={"joy": 0.75, "fear": 0.25},
+            written_at=t, prediction=Prediction(
+label="joy", emotions={"joy": 0.75, "fear": 0.25},
             sentiment="positive", sentiments={"positive": 1.0}, modalities=("text", "image"),
-            image_status="ok", model_version="v1", run_id=run_id, text=f"post {i} ünïcode",
+            image_status="ok", model_version="v1",
+), run_id=run_id, text=f"post {i} ünïcode",
         )
         for i in range(n)
     ]  # fmt: skip

@@ -2,6 +2,7 @@
 
 from datetime import UTC, datetime, timedelta
 
+from emostream.model.prediction import Prediction
 from emostream.worker import metrics as m
 from emostream.worker.pipeline import _count_written
 from emostream.worker.store import Result
@@ -15,13 +16,15 @@ def _result(i: int, ingested_at: datetime) -> Result:
         created_at=ingested_at,
         ingested_at=ingested_at,
         written_at=ingested_at,
-        label="joy",
-        emotions={"joy": 1.0},
-        sentiment="positive",
-        sentiments={"positive": 1.0},
-        modalities=("text",),
-        image_status="absent",
-        model_version="v-test",
+        prediction=Prediction(
+            label="joy",
+            emotions={"joy": 1.0},
+            sentiment="positive",
+            sentiments={"positive": 1.0},
+            modalities=("text",),
+            image_status="absent",
+            model_version="v-test",
+        ),
     )
 
 

@@ -1,23 +1,23 @@
 """The Redis store on a real redis-server: idempotent, counted once per model version."""
 
 import asyncio
+import dataclasses
 import json
 from datetime import UTC, datetime
 
 import redis
 
+from emostream.model.prediction import Prediction
 from emostream.worker.store import Keys, Result, ResultStore
+
+PREDICTION_FIELDS = {f.name for f in dataclasses.fields(Prediction)}
 
 
 def result(i: int, version="v1", label="joy", run_id=None, **kw) -> Result:
+    """Post ``i``'s result; keywords of ``Prediction`` go to its prediction, the others to
+    the result."""
     t = datetime(2026, 11, 24, 8, 0, i, tzinfo=UTC)
-    base = dict(
-        id=f"reddit:{i}",
-        source="reddit",
-        channel="r/happy",
-        created_at=t,
-        ingested_at=t,
-        written_at=t,
+    scores = dict(
         label=label,
         emotions={"joy": 0.9, "anger": 0.1},
         sentiment="positive",
@@ -25,10 +25,21 @@ def result(i: int, version="v1", label="joy", run_id=None, **kw) -> Result:
         modalities=("text",),
         image_status="absent",
         model_version=version,
+    )
+    mine = {k: v for k, v in kw.items() if k not in PREDICTION_FIELDS}
+    scores.update({k: v for k, v in kw.items() if k in PREDICTION_FIELDS})
+    base = dict(
+        id=f"reddit:{i}",
+        source="reddit",
+        channel="r/happy",
+        created_at=t,
+        ingested_at=t,
+        written_at=t,
+        prediction=Prediction(**scores),
         run_id=run_id,
         text="hi",
     )
-    return Result(**{**base, **kw})
+    return Result(**{**base, **mine})
 
 
 def write(port, results, **kw):
@@ -88,6 +99,7 @@ def test_unclassifiable_posts_are_written_and_counted_apart(redis_server):
         sentiments={},
         modalities=(),
         image_status="error:timeout",
+        status="unclassifiable",
     )
     write(redis_server.port, [bad])
     assert r.hget("emo:post:reddit:3", "status") == "unclassifiable"

@@ -257,7 +257,7 @@ class BatchProcessor:
         report.new = sum(fresh.values())
         report.duplicates += report.posts - report.new
         report.unclassifiable = sum(1 for r in kept if r.status == "unclassifiable")
-        report.not_read = sum(1 for r in kept if r.not_read)
+        report.not_read = sum(1 for r in kept if r.status == "unsupported_language")
         report.results = kept
         report.seconds = time.perf_counter() - prepared.started
         m.BATCH_SECONDS.observe(report.seconds)
@@ -386,14 +386,15 @@ def _count_written(results: list[Result], fresh: list[bool], done: datetime) -> 
         if not new:
             m.DUPLICATES.inc()
             continue
-        if r.language:
-            read = "no" if r.not_read or "text" not in r.modalities else "yes"
-            m.BY_LANGUAGE.labels(m.LANGUAGES(r.language), read).inc()
-        if r.label:
-            m.CLASSIFIED.labels(r.source, "+".join(r.modalities)).inc()
-            m.BY_EMOTION.labels(r.source, m.CHANNELS(r.channel), r.label).inc()
-        elif not r.not_read:
-            m.UNCLASSIFIABLE.labels(r.image_status.removeprefix("error:")).inc()
+        p = r.prediction
+        if p.language:
+            read = "yes" if p.status == "classified" and "text" in p.modalities else "no"
+            m.BY_LANGUAGE.labels(m.LANGUAGES(p.language), read).inc()
+        if p.status == "classified":
+            m.CLASSIFIED.labels(r.source, "+".join(p.modalities)).inc()
+            m.BY_EMOTION.labels(r.source, m.CHANNELS(r.channel), p.label).inc()
+        elif p.status == "unclassifiable":
+            m.UNCLASSIFIABLE.labels(p.image_status.removeprefix("error:")).inc()
         end_to_end = (done - r.ingested_at).total_seconds()
         if 0.0 <= end_to_end <= MAX_LATENCY_S:  # a forged ingested_at cannot move the metric
             m.END_TO_END_SECONDS.observe(end_to_end)

@@ -25,14 +25,15 @@ post is counted once per model version.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 import redis.asyncio as aioredis
 
+from emostream.model.prediction import Prediction
+
 if TYPE_CHECKING:  # the dashboard API imports this module; it needs neither torch nor faust
-    from emostream.model.classifier import Prediction
     from emostream.record import Post
 
     from .settings import WorkerSettings
@@ -68,7 +69,8 @@ SENTIMENT_MARK = "s:"
 
 @dataclass(frozen=True)
 class Result:
-    """What the worker writes for one post."""
+    """What the worker writes for one post: the post's identity and times, and what the
+    classifier said about it."""
 
     id: str
     source: str
@@ -76,19 +78,12 @@ class Result:
     created_at: datetime
     ingested_at: datetime
     written_at: datetime
-    label: str  # top emotion, or "" when the post could not be classified
-    emotions: dict[str, float]
-    sentiment: str
-    sentiments: dict[str, float]
-    modalities: tuple[str, ...]
-    image_status: str
-    model_version: str
+    prediction: Prediction
+    """The classifier's answer; its ``image_status`` is the worker's (fetch included) and
+    its ``model_version`` the writer's. ``Prediction.unclassifiable`` when there was
+    nothing to classify."""
     run_id: str | None = None
     text: str = ""  # first characters, for the dashboard feed
-    language: str = ""
-    """The language of the text (ISO 639-1, ``und``; "" without text)."""
-    not_read: bool = False
-    """Not classified: the text is in a language the model cannot read."""
     received_at: datetime | None = None
     """When the worker received the message from Kafka: ingested -> received is the broker's
     share of the latency, received -> written the worker's."""
@@ -113,29 +108,17 @@ class Result:
     ) -> Result:
         """The result of a post; ``pred`` None: no text and its image failed (unclassifiable).
         ``run_id`` is the namespace the writer works for, never the message's own field."""
-        scores: dict = dict(label="", emotions={}, sentiment="", sentiments={}, modalities=())
-        if pred is not None and pred.status == "unsupported_language":
-            scores.update(language=pred.language, not_read=True)
-        elif pred is not None:
-            scores = dict(
-                label=pred.label,
-                emotions=pred.emotions,
-                sentiment=pred.sentiment,
-                sentiments=pred.sentiments,
-                modalities=pred.modalities,
-                language=pred.language,
-            )
+        if pred is None:
+            pred = Prediction.unclassifiable(image_status, model_version)
         return cls(
-            **scores,
             id=post.id,
             source=post.source,
             channel=post.channel,
             created_at=post.created_at,
             ingested_at=post.ingested_at,
             written_at=written_at,
+            prediction=replace(pred, image_status=image_status, model_version=model_version),
             received_at=received_at,
-            image_status=image_status,
-            model_version=model_version,
             run_id=run_id,
             text=(post.text or "")[:280],
             created_at_given=created_at_given,
@@ -143,31 +126,35 @@ class Result:
         )
 
     @property
+    def label(self) -> str:
+        """The top emotion; "" when the post was not classified (see ``status``)."""
+        return self.prediction.label
+
+    @property
     def status(self) -> str:
         """classified, unsupported_language (counted apart from the emotions) or
         unclassifiable."""
-        if self.label:
-            return "classified"
-        return "unsupported_language" if self.not_read else "unclassifiable"
+        return self.prediction.status
 
     def fields(self) -> dict[str, str]:
+        p = self.prediction
         return {
             "id": self.id,
             "source": self.source,
             "channel": self.channel,
-            "label": self.label,
-            "status": self.status,
-            "emotions": json.dumps(self.emotions, separators=(",", ":")),
-            "sentiment": self.sentiment,
-            "sentiments": json.dumps(self.sentiments, separators=(",", ":")),
-            "modalities": ",".join(self.modalities),
-            "image_status": self.image_status,
-            "model_version": self.model_version,
+            "label": p.label,
+            "status": p.status,
+            "emotions": json.dumps(p.emotions, separators=(",", ":")),
+            "sentiment": p.sentiment,
+            "sentiments": json.dumps(p.sentiments, separators=(",", ":")),
+            "modalities": ",".join(p.modalities),
+            "image_status": p.image_status,
+            "model_version": p.model_version,
             "created_at": self.created_at.isoformat(),
             "ingested_at": self.ingested_at.isoformat(),
             "written_at": self.written_at.isoformat(),
             "text": self.text,
-            "language": self.language,
+            "language": p.language,
             **({"run_id": self.run_id} if self.run_id else {}),
             **({"received_at": self.received_at.isoformat()} if self.received_at else {}),
             **({"created_at_given": self.created_at_given} if self.created_at_given else {}),
@@ -260,14 +247,15 @@ class ResultStore:
             fields = r.fields()
             flat = [x for kv in fields.items() for x in kv]
             label = r.label or r.status
+            version, sentiment = r.prediction.model_version, r.prediction.sentiment
             await self._script(
                 keys=[
                     keys.post(r.id),
-                    keys.seen(r.model_version, r.id),
-                    keys.counts(r.model_version, self.bucket(r.created_at)),
-                    keys.totals(r.model_version),
+                    keys.seen(version, r.id),
+                    keys.counts(version, self.bucket(r.created_at)),
+                    keys.totals(version),
                     keys.feed(),
-                    keys.hours(r.model_version, self.bucket(r.created_at, HOUR_S)),
+                    keys.hours(version, self.bucket(r.created_at, HOUR_S)),
                 ],
                 args=[
                     self.ttl_s,
@@ -277,7 +265,7 @@ class ResultStore:
                     len(flat),
                     *flat,
                     label,
-                    f"{r.source}|{r.channel}|{SENTIMENT_MARK}{r.sentiment}" if r.sentiment else "",
+                    f"{r.source}|{r.channel}|{SENTIMENT_MARK}{sentiment}" if sentiment else "",
                 ],
                 client=pipe,
             )
