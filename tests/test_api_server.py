@@ -408,3 +408,14 @@ label="joy", emotions={"joy": 1.0}, sentiment="positive", sentiments={}, modalit
     assert {f.name for f in msgspec.structs.fields(PostResult)} == set(stored)
     schemas = openapi()["components"]["schemas"]
     assert set(schemas["PostResult"]["properties"]) == set(stored)
+
+
+def test_healthz_says_503_with_the_reason_when_redis_is_away(api_process):
+    from emostream.testing import free_port
+
+    api = api_process(free_port())  # nothing listens there
+    r = httpx.get(api.url + "/healthz")
+    assert r.status_code == 503
+    body = r.json()
+    assert body["status"] == "redis unavailable" and body["reason"]
+    assert set(body) == {"status", "reason"}

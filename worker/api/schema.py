@@ -130,6 +130,14 @@ class Comparison(msgspec.Struct):
     """live label -> shadow label -> posts."""
 
 
+class Health(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """``/healthz``: ``ok`` when Redis answers (200), else ``redis unavailable`` (503)."""
+
+    status: str
+    reason: str = ""
+    """Why Redis did not answer (503 only)."""
+
+
 class Problem(msgspec.Struct, kw_only=True):
     """Every error response (400, 401, 404, 429, 500...), as RFC 9457 problem details
     (``application/problem+json``)."""
@@ -171,7 +179,7 @@ elsewhere at run time."""
 
 def openapi() -> dict:
     _, components = msgspec.json.schema_components(
-        [PostResult, Latest, Aggregates, Shifts, Versions, Comparison, Problem],
+        [PostResult, Latest, Aggregates, Shifts, Versions, Comparison, Health, Problem],
         ref_template="#/components/schemas/{name}",
     )
     common = [_query("run", "a replay's run id (default: the live namespace)")]
@@ -246,7 +254,7 @@ def _open_paths(html: dict) -> dict:
     paths["/healthz"] = {"get": {
         "summary": "Health: 200 when Redis answers, else 503 (no token needed)",
         "security": [], "parameters": [],
-        "responses": {"200": {"description": "ok"}, "503": {"description": "Redis away"}},
+        "responses": {"200": _json("ok", "Health"), "503": _json("Redis away", "Health")},
     }}  # fmt: skip
     form = {
         "required": True,

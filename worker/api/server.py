@@ -56,6 +56,7 @@ from emostream.worker.api.schema import (
     VENDORED,
     Aggregates,
     Comparison,
+    Health,
     Latest,
     PostResult,
     Problem,
@@ -519,7 +520,8 @@ async def vendored(request: web.Request) -> web.Response:
 
 
 async def openapi_json(request: web.Request) -> web.Response:
-    return web.json_response(openapi())
+    """The OpenAPI 3.1 document itself (built from the structs by ``schema.openapi``)."""
+    return web.Response(body=msgspec.json.encode(openapi()), content_type="application/json")
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -527,8 +529,8 @@ async def healthz(request: web.Request) -> web.Response:
     try:
         await request.app["redis"].ping()
     except redis.exceptions.RedisError as exc:
-        return web.json_response({"status": "redis unavailable", "reason": str(exc)}, status=503)
-    return web.json_response({"status": "ok"})
+        return answer(Health, {"status": "redis unavailable", "reason": str(exc)}, status=503)
+    return answer(Health, {"status": "ok"})
 
 
 @web.middleware
