@@ -118,29 +118,14 @@ EMOJIS: dict[str, tuple[str, ...]] = {
 """Emojis and emoticons a writer puts after a post of each emotion or sentiment."""
 
 INTERJECTIONS: dict[str, tuple[str, ...]] = {
-    "anger": (
-        "smh",
-        "wtf",
-        "ffs",
-        "ugh",
-        "are you kidding me",
-        "unbelievable",
-        "seriously?!",
-        "AGAIN.",
-        "thanks for nothing",
-        "every single time",
-        "great, just great",
-        "for the third time this week",
-        "so done with this",
-    ),
+    "anger": ("smh", "wtf", "ffs", "ugh", "are you kidding me", "unbelievable", "seriously?!"),
     "disgust": ("ew", "eww", "yuck", "gross", "ick", "blegh"),
     "fear": ("yikes", "oh no", "eek", "help", "omg no"),
     "joy": ("lets gooo", "yesss", "woohoo", "yay", "lol", "haha", "best day ever"),
     "sadness": ("rip", "sigh", "ugh", "oof", "why me", "cant stop crying"),
     "surprise": ("wow", "whoa", "no way", "omg", "wait what", "i cant believe it"),
 }
-"""Chat interjections a writer puts before or after a post of each emotion (for anger,
-also the repeated grievance and the sarcastic thanks of a frustrated post)."""
+"""Chat interjections a writer puts before or after a post of each emotion."""
 
 NEGATED: dict[str, tuple[str, ...]] = {
     "positive": (
