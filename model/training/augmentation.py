@@ -10,10 +10,7 @@ fine-tuning gets, with probability ``fraction``, one extra copy rewritten by one
 * :func:`misspell`: typos, chat spellings and lower case;
 * :func:`add_emoji`: an emoji (or emoticon) of the text's own emotion after it;
 * :func:`add_interjection`: a chat interjection of its emotion ("smh", "ugh", "lets gooo");
-* :func:`negated_contrast`: a negated phrase of the opposite valence before it;
-* :func:`exclaim`: the whole text said in a few words, a strong word of its emotion in a
-  short exclamation ("so gutted.", "Honestly furious rn") - a live feed is full of posts
-  with no context at all, which the datasets rarely have.
+* :func:`negated_contrast`: a negated phrase of the opposite valence before it.
 
 None of them changes what a reader takes from the text, so the copy keeps the original's
 targets. The copies are made once, from a fixed seed, before the lower layers are cached;
@@ -231,30 +228,6 @@ def negated_contrast(text: str, valence: str, rng: random.Random) -> str | None:
     return f"{rng.choice(NEGATED[valence])} {text}"
 
 
-SHORT: tuple[str, ...] = (
-    "{w}.",
-    "{W}!!",
-    "I'm {w}.",
-    "im {w}",
-    "so {w} rn",
-    "Honestly {w}.",
-    "just {w}, thats all",
-    "Totally {w} right now",
-    "feeling {w} today",
-    "{W}. That's it, that's the post.",
-)
-"""Short exclamations :func:`exclaim` fills with a strong word ({w}; {W}: capitalised)."""
-
-
-def exclaim(emotion: str, rng: random.Random) -> str | None:
-    """A short exclamation of ``emotion`` with one of its strong words, or None when the
-    emotion has none (neutral)."""
-    if emotion not in INTENSE:
-        return None
-    word = rng.choice(INTENSE[emotion])
-    return rng.choice(SHORT).format(w=word, W=word[0].upper() + word[1:])
-
-
 def augment(text: str, emotion: str | None, valence: str | None, rng: random.Random) -> str:
     """One rewritten copy of ``text``, whose emotion and valence (either may be None) are
     its targets', by an augmentation drawn at random among those that apply."""
@@ -262,7 +235,6 @@ def augment(text: str, emotion: str | None, valence: str | None, rng: random.Ran
     options.append(lambda: add_emoji(text, emotion or valence or "", rng))
     options.append(lambda: add_interjection(text, emotion or "", rng))
     options.append(lambda: negated_contrast(text, valence or "", rng))
-    options.append(lambda: exclaim(emotion or "", rng))
     rng.shuffle(options)
     for option in options:
         out = option()
