@@ -132,9 +132,9 @@ def test_repeats_are_encoded_once_and_predict_the_same(processor, classifier, da
     assert [r.id for r in got] == ["p1", "p2", "p3", "p4", "p5", "p6"]
     for res, want in zip(got, fresh, strict=True):
         assert res.label == want.label
-        assert res.modalities == want.modalities
+        assert res.prediction.modalities == want.modalities
         for e, p in want.emotions.items():
-            assert res.emotions[e] == pytest.approx(p, abs=1e-4)
+            assert res.prediction.emotions[e] == pytest.approx(p, abs=1e-4)
 
 
 def test_off_encodes_everything(processor, data_dir):
