@@ -1,31 +1,18 @@
 """The end-to-end latency metric: a post's own ingested_at cannot move it."""
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from emostream.model.prediction import Prediction
+from fixtures.api import result
+
 from emostream.worker import metrics as m
 from emostream.worker.pipeline import _count_written
 from emostream.worker.store import Result
 
 
 def _result(i: int, ingested_at: datetime) -> Result:
-    return Result(
-        id=f"latency:{i}",
-        source="reddit",
-        channel="r/test",
-        created_at=ingested_at,
-        ingested_at=ingested_at,
-        written_at=ingested_at,
-        prediction=Prediction(
-            label="joy",
-            emotions={"joy": 1.0},
-            sentiment="positive",
-            sentiments={"positive": 1.0},
-            modalities=("text",),
-            image_status="absent",
-            model_version="v-test",
-        ),
-    )
+    """A stored result (``fixtures.api.result``) ingested at ``ingested_at``."""
+    return replace(result(i, "joy"), ingested_at=ingested_at)
 
 
 def _sum() -> float:
